@@ -1,0 +1,195 @@
+//! The HTTP API's shared vocabulary: the error envelope every component answers with, and the
+//! one function that decides what a client is told for each error.
+//!
+//! Envelope: `{"error": {"code", "message", "details"}, "meta": {"request_id"}}`. Codes are
+//! stable snake_case strings; clients branch on them, so a code never changes meaning.
+
+use serde_json::{json, Value};
+
+/// Every way a request can be refused, as the API reports it.
+///
+/// Components map their own failures into this enum; [`ApiError::describe`] alone decides the
+/// status, code and message a client sees. Internal detail (database messages, addresses) never
+/// goes into a variant that reaches the client: log it instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No route or resource answers at this path.
+    NotFound,
+    /// The route exists but not for this method; `allowed` lists the methods that are.
+    MethodNotAllowed {
+        /// Methods the route accepts, for the `Allow` header.
+        allowed: &'static [&'static str],
+    },
+    /// The route is reserved for a capability that is not built yet.
+    NotImplemented {
+        /// What is missing, in a few words.
+        feature: &'static str,
+    },
+    /// The request is malformed; `message` says how, in words safe to show the client.
+    BadRequest {
+        /// What was wrong with the request.
+        message: String,
+    },
+    /// The body is larger than the route accepts.
+    PayloadTooLarge {
+        /// The largest body accepted, in bytes.
+        limit_bytes: usize,
+    },
+    /// The body's `Content-Type` is not one the route accepts.
+    UnsupportedMediaType {
+        /// The content type the route expects.
+        expected: &'static str,
+    },
+    /// Credentials are missing, malformed or unknown. Deliberately says no more than that.
+    Unauthorized,
+    /// PostgreSQL could not be reached or failed; the request had no effect.
+    DatabaseUnavailable,
+    /// The key-value store could not be read, so an authoritative answer cannot be given.
+    RevocationUnavailable,
+    /// A failure the server did not anticipate. The client learns nothing more.
+    Internal,
+}
+
+/// What a client is told about an [`ApiError`]: status, stable code, message and details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The stable snake_case code.
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+    /// Structured details (an object, possibly empty).
+    pub details: Value,
+}
+
+impl ApiError {
+    /// The one mapping from an error to what the client sees.
+    pub fn describe(&self) -> ErrorReply {
+        let (status, code, message, details) = match self {
+            ApiError::NotFound => (404, "not_found", "no resource at this path".to_owned(), json!({})),
+            ApiError::MethodNotAllowed { allowed } => (
+                405,
+                "method_not_allowed",
+                format!("this route accepts {}", allowed.join(", ")),
+                json!({ "allowed": allowed }),
+            ),
+            ApiError::NotImplemented { feature } => (
+                501,
+                "not_implemented",
+                format!("{feature} is not implemented yet"),
+                json!({}),
+            ),
+            ApiError::BadRequest { message } => (400, "bad_request", message.clone(), json!({})),
+            ApiError::PayloadTooLarge { limit_bytes } => (
+                413,
+                "payload_too_large",
+                format!("request body is larger than {limit_bytes} bytes"),
+                json!({ "limit_bytes": limit_bytes }),
+            ),
+            ApiError::UnsupportedMediaType { expected } => (
+                415,
+                "unsupported_media_type",
+                format!("request body must be {expected}"),
+                json!({ "expected": expected }),
+            ),
+            ApiError::Unauthorized => (
+                401,
+                "unauthorized",
+                "missing or invalid credentials".to_owned(),
+                json!({}),
+            ),
+            ApiError::DatabaseUnavailable => (
+                503,
+                "database_unavailable",
+                "the database is unavailable; nothing was changed, retry later".to_owned(),
+                json!({}),
+            ),
+            ApiError::RevocationUnavailable => (
+                503,
+                "revocation_unavailable",
+                "revocation state cannot be read; verify the token offline or retry".to_owned(),
+                json!({}),
+            ),
+            ApiError::Internal => (
+                500,
+                "internal_error",
+                "internal error".to_owned(),
+                json!({}),
+            ),
+        };
+        ErrorReply { status, code, message, details }
+    }
+
+    /// The `Allow` header value, for a 405.
+    pub fn allow_header(&self) -> Option<String> {
+        match self {
+            ApiError::MethodNotAllowed { allowed } => Some(allowed.join(", ")),
+            _ => None,
+        }
+    }
+}
+
+/// Renders the error envelope for `err`, tagged with the request id.
+pub fn error_envelope(err: &ApiError, request_id: &str) -> (u16, Vec<u8>) {
+    let reply = err.describe();
+    let body = json!({
+        "error": { "code": reply.code, "message": reply.message, "details": reply.details },
+        "meta": { "request_id": request_id },
+    });
+    (reply.status, body.to_string().into_bytes())
+}
+
+/// Formats 16 random bytes as a request id (`req_` and 32 lowercase hex digits).
+pub fn request_id(random: [u8; 16]) -> String {
+    let mut id = String::with_capacity(36);
+    id.push_str("req_");
+    for b in random {
+        id.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        id.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_code_message_details_and_request_id() {
+        let (status, body) = error_envelope(&ApiError::MethodNotAllowed { allowed: &["GET"] }, "req_1");
+        assert_eq!(status, 405);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "method_not_allowed");
+        assert_eq!(v["error"]["details"]["allowed"][0], "GET");
+        assert!(v["error"]["message"].as_str().unwrap().contains("GET"));
+        assert_eq!(v["meta"]["request_id"], "req_1");
+    }
+
+    #[test]
+    fn every_error_maps_to_a_client_or_availability_status() {
+        let all = [
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed { allowed: &["GET", "HEAD"] },
+            ApiError::NotImplemented { feature: "x" },
+            ApiError::BadRequest { message: "m".into() },
+            ApiError::PayloadTooLarge { limit_bytes: 1 },
+            ApiError::UnsupportedMediaType { expected: "application/json" },
+            ApiError::Unauthorized,
+            ApiError::DatabaseUnavailable,
+            ApiError::RevocationUnavailable,
+        ];
+        for e in all {
+            let r = e.describe();
+            assert!((400..500).contains(&r.status) || r.status == 501 || r.status == 503, "{e:?}");
+            assert!(r.code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", r.code);
+        }
+        assert_eq!(ApiError::Internal.describe().status, 500);
+    }
+
+    #[test]
+    fn request_ids_are_hex() {
+        assert_eq!(request_id([0xab; 16]), format!("req_{}", "ab".repeat(16)));
+    }
+}
