@@ -4,6 +4,31 @@
 //! This crate does not read the clock, draw randomness, open sockets or touch Spin: callers pass
 //! `now` and random bytes in, so every rule is testable. It compiles for the host and for
 //! `wasm32-wasip2` with the same features.
+//!
+//! - [`token`]: issue and verify license tokens (Ed25519 JWS), with [`token::Policy`] and the
+//!   proof type [`token::VerifiedToken`];
+//! - [`keys`]: the signing key, the public [`keys::KeySet`], JWKS and the text forms kept in
+//!   Spin variables;
+//! - [`claims`]: what a token says;
+//! - [`error`]: [`TokenError`], the one error type for tokens and keys, with stable codes;
+//! - [`api`] and [`time`]: the HTTP API's shared vocabulary.
+
+#![deny(missing_docs)]
 
 pub mod api;
+pub mod claims;
+pub mod error;
+pub mod keys;
 pub mod time;
+pub mod token;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+mod b64;
+mod json;
+
+pub use claims::{machine_id_hash, Claims};
+pub use error::TokenError;
+pub use keys::{KeySet, SigningKey, VerifyingKey};
+pub use token::{issue, verify, Policy, VerifiedToken};
