@@ -1,0 +1,535 @@
+//! Loading an application and serving requests to its components.
+
+use crate::bindings::SpinImports;
+use crate::kv::Backend;
+use crate::manifest::Manifest;
+use crate::outbound::AllowedHosts;
+use crate::pg::Pools;
+use crate::routes::{RouteMatch, Router};
+use crate::runtime_config::{RuntimeConfig, StoreConfig};
+use crate::variables::{ComponentVariables, Variables};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// What one component was granted by the manifest, resolved at load.
+pub(crate) struct Grants {
+    pub(crate) key_value_stores: Vec<String>,
+    pub(crate) stores: HashMap<String, Backend>,
+    pub(crate) allowed_hosts: AllowedHosts,
+    pub(crate) variables: ComponentVariables,
+    pub(crate) pg: Arc<Pools>,
+}
+
+/// The store data of one request's instance.
+pub(crate) struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    hooks: NoOutboundHttp,
+    pub(crate) grants: Arc<Grants>,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// No component of this app is granted an outbound HTTP host, so every outbound request is
+/// refused, as Spin refuses a host missing from `allowed_outbound_hosts`.
+struct NoOutboundHttp;
+
+impl WasiHttpHooks for NoOutboundHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn std::future::Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<
+                            dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
+                                + Send,
+                        >,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+struct Loaded {
+    pre: ProxyPre<RequestState>,
+    grants: Arc<Grants>,
+}
+
+struct Inner {
+    name: String,
+    version: String,
+    router: Router,
+    components: HashMap<String, Loaded>,
+}
+
+/// A loaded application, ready to serve requests. Cheap to clone.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+/// Configures and loads a [`Host`].
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    manifest: PathBuf,
+    runtime_config: RuntimeConfig,
+    variables: BTreeMap<String, String>,
+    read_env: bool,
+    pg_pool_size: usize,
+}
+
+/// A response collected in full, for tests.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    /// The status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: http::HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    /// The body parsed as JSON; panics with the body in the message when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// The body as (lossy) UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header's value as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl HostBuilder {
+    /// A builder for the application described by `manifest` (a `spin.toml`).
+    pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        HostBuilder {
+            manifest: manifest.into(),
+            runtime_config: RuntimeConfig::default().with_default(),
+            variables: BTreeMap::new(),
+            read_env: true,
+            pg_pool_size: 4 * cpus,
+        }
+    }
+
+    /// Uses this runtime configuration (Spin's `--runtime-config-file`).
+    pub fn runtime_config(mut self, config: RuntimeConfig) -> Self {
+        self.runtime_config = config.with_default();
+        self
+    }
+
+    /// Sets an application variable, as `spin up --variable name=value` does.
+    pub fn variable(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.variables.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Whether `SPIN_VARIABLE_<NAME>` environment variables are read (default: yes). Tests that
+    /// must not be affected by the environment turn this off.
+    pub fn read_env(mut self, read: bool) -> Self {
+        self.read_env = read;
+        self
+    }
+
+    /// The most connections each PostgreSQL pool keeps (default: 4 per CPU, as Spin's pool).
+    pub fn pg_pool_size(mut self, size: usize) -> Self {
+        self.pg_pool_size = size;
+        self
+    }
+
+    /// Loads the manifest, resolves variables and grants, and compiles every component.
+    pub async fn build(self) -> Result<Host> {
+        let manifest = Manifest::load(&self.manifest)?;
+        let read_env = self.read_env;
+        let vars = Variables::resolve(
+            &manifest.variables,
+            |k| {
+                if read_env {
+                    std::env::var(k).ok()
+                } else {
+                    None
+                }
+            },
+            &self.variables,
+        )?;
+        let mut backends = HashMap::new();
+        for (label, config) in &self.runtime_config.key_value_stores {
+            let backend = match config {
+                StoreConfig::Spin => Backend::memory(),
+                StoreConfig::Redis { url } => Backend::redis(url)
+                    .with_context(|| format!("key_value_store.{label}: bad redis url"))?,
+            };
+            backends.insert(label.clone(), backend);
+        }
+        let pg = Arc::new(Pools::new(self.pg_pool_size));
+        let engine = engine()?;
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.components {
+            let mut stores = HashMap::new();
+            for label in &decl.key_value_stores {
+                let Some(b) = backends.get(label) else {
+                    bail!("unknown key_value_stores label {label:?} for component {id:?}");
+                };
+                stores.insert(label.clone(), b.clone());
+            }
+            let hosts = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| vars.expand(h))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("component {id:?}"))?;
+            let grants = Grants {
+                key_value_stores: decl.key_value_stores.clone(),
+                stores,
+                allowed_hosts: AllowedHosts::parse(&hosts)
+                    .with_context(|| format!("component {id:?}"))?,
+                variables: ComponentVariables::new(&vars, &decl.variables)
+                    .with_context(|| format!("component {id:?}"))?,
+                pg: pg.clone(),
+            };
+            let path = manifest.base_dir.join(&decl.source);
+            let component = compile(engine, &path).with_context(|| format!("component {id:?}"))?;
+            let pre = link(engine, &component).with_context(|| format!("component {id:?}"))?;
+            components.insert(
+                id.clone(),
+                Loaded {
+                    pre,
+                    grants: Arc::new(grants),
+                },
+            );
+        }
+        let router = Router::new(
+            manifest
+                .routes
+                .iter()
+                .map(|r| (r.route.as_str(), r.component.as_str())),
+        )?;
+        Ok(Host {
+            inner: Arc::new(Inner {
+                name: manifest.name,
+                version: manifest.version,
+                router,
+                components,
+            }),
+        })
+    }
+}
+
+/// One engine per process, with the pooling allocator and the on-disk compilation cache.
+fn engine() -> Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e);
+    }
+    let mut config = wasmtime::Config::new();
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(1000)
+        .total_core_instances(2000)
+        .total_memories(2000)
+        .total_tables(2000);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    if let Ok(cache) = wasmtime::Cache::from_file(None) {
+        config.cache(Some(cache));
+    }
+    let engine = Engine::new(&config)?;
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
+/// Compiles a component once per process for each version of its file.
+fn compile(engine: &Engine, path: &Path) -> Result<Component> {
+    type Key = (PathBuf, Option<SystemTime>, u64);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Component>>> = OnceLock::new();
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "reading {} (build the components first: see README)",
+            path.display()
+        )
+    })?;
+    let key = (path.to_path_buf(), meta.modified().ok(), meta.len());
+    // Held across compilation so that tests starting hosts at once compile each file once.
+    let mut cache = CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = cache.get(&key) {
+        return Ok(c.clone());
+    }
+    let component = Component::from_file(engine, path)?;
+    cache.insert(key, component.clone());
+    Ok(component)
+}
+
+fn link(engine: &Engine, component: &Component) -> Result<ProxyPre<RequestState>> {
+    let mut linker = Linker::<RequestState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    SpinImports::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    Ok(ProxyPre::new(linker.instantiate_pre(component)?)?)
+}
+
+fn full_body(bytes: impl Into<Bytes>) -> HyperOutgoingBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn plain(
+    status: u16,
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+) -> hyper::Response<HyperOutgoingBody> {
+    let body = body.into();
+    let mut builder = hyper::Response::builder()
+        .status(status)
+        .header("content-length", body.len());
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    // Invariant: the status is a valid code and the header values are ASCII.
+    builder
+        .body(full_body(body))
+        .expect("a valid static response")
+}
+
+impl Host {
+    /// Serves one request as Spin would, from a client at `client`.
+    pub async fn handle<B>(
+        &self,
+        req: hyper::Request<B>,
+        client: SocketAddr,
+    ) -> hyper::Response<HyperOutgoingBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = req.uri().path().to_owned();
+        if let Some(rest) = path.strip_prefix("/.well-known/spin/") {
+            return match rest {
+                "health" => plain(200, Some("text/plain"), "OK"),
+                "info" => plain(
+                    200,
+                    Some("application/json"),
+                    serde_json::json!({"name": self.inner.name, "version": self.inner.version})
+                        .to_string(),
+                ),
+                _ => plain(404, None, Bytes::new()),
+            };
+        }
+        let Some(route) = self.inner.router.route(&path) else {
+            return plain(404, None, Bytes::new());
+        };
+        match self.call(route, req, client).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                eprintln!("spin-test-host: component failed: {e:#}");
+                plain(500, None, Bytes::new())
+            }
+        }
+    }
+
+    async fn call<B>(
+        &self,
+        route: RouteMatch,
+        req: hyper::Request<B>,
+        client: SocketAddr,
+    ) -> Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let loaded = self
+            .inner
+            .components
+            .get(&route.component)
+            .context("route names a component that is not loaded")?;
+        let (mut parts, body) = req.into_parts();
+        let authority = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        let full_url = format!("http://{authority}{path_and_query}");
+        parts.uri = full_url.parse().context("building the request URL")?;
+        parts.headers.remove(http::header::HOST);
+        // Spin appends its headers after any the client sent with the same names.
+        let mut add = |name: String, value: &str| -> Result<()> {
+            parts.headers.append(
+                http::HeaderName::from_bytes(name.as_bytes())?,
+                http::HeaderValue::from_str(value)?,
+            );
+            Ok(())
+        };
+        add("spin-full-url".into(), &full_url)?;
+        add("spin-path-info".into(), &route.path_info)?;
+        add("spin-matched-route".into(), &route.matched_route)?;
+        add("spin-raw-component-route".into(), &route.matched_route)?;
+        add("spin-component-route".into(), &route.component_route)?;
+        add("spin-base-path".into(), "/")?;
+        add("spin-client-addr".into(), &client.to_string())?;
+        for (name, value) in &route.captures {
+            add(format!("spin-path-match-{name}"), value)?;
+        }
+        let req = hyper::Request::from_parts(parts, body);
+
+        let state = RequestState {
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: NoOutboundHttp,
+            grants: loaded.grants.clone(),
+        };
+        let mut store = Store::new(loaded.pre.engine(), state);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = loaded.pre.clone();
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(code)) => bail!("the component answered with an error code: {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => bail!("the component never set a response"),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("the component trapped")),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Sends one request in-process and collects the whole response. `headers` are added as
+    /// given; the body is sent as is. A `HEAD` response comes back without its body, as over
+    /// the wire.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<TestResponse> {
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1:3000");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = builder.body(Full::new(body.into()))?;
+        let resp = self
+            .handle(req, SocketAddr::from(([127, 0, 0, 1], 40000)))
+            .await;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the response body: {e:?}"))?
+            .to_bytes();
+        let body = if method == "HEAD" { Bytes::new() } else { body };
+        Ok(TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<TestResponse> {
+        self.request("GET", path, &[], Bytes::new()).await
+    }
+
+    /// Serves HTTP/1.1 on `addr`, which must be a loopback address, until the returned task is
+    /// aborted. Returns the bound address (pass port 0 for a free port).
+    pub async fn listen(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        if !addr.ip().is_loopback() {
+            bail!("the test host listens on loopback addresses only, not {addr}");
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let host = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, client)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let host = host.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let host = host.clone();
+                        async move { Ok::<_, std::convert::Infallible>(host.handle(req, client).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok((bound, task))
+    }
+}
