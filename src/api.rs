@@ -68,7 +68,12 @@ impl ApiError {
     /// The one mapping from an error to what the client sees.
     pub fn describe(&self) -> ErrorReply {
         let (status, code, message, details) = match self {
-            ApiError::NotFound => (404, "not_found", "no resource at this path".to_owned(), json!({})),
+            ApiError::NotFound => (
+                404,
+                "not_found",
+                "no resource at this path".to_owned(),
+                json!({}),
+            ),
             ApiError::MethodNotAllowed { allowed } => (
                 405,
                 "method_not_allowed",
@@ -119,7 +124,12 @@ impl ApiError {
                 json!({}),
             ),
         };
-        ErrorReply { status, code, message, details }
+        ErrorReply {
+            status,
+            code,
+            message,
+            details,
+        }
     }
 
     /// The `Allow` header value, for a 405.
@@ -158,7 +168,8 @@ mod tests {
 
     #[test]
     fn envelope_has_code_message_details_and_request_id() {
-        let (status, body) = error_envelope(&ApiError::MethodNotAllowed { allowed: &["GET"] }, "req_1");
+        let (status, body) =
+            error_envelope(&ApiError::MethodNotAllowed { allowed: &["GET"] }, "req_1");
         assert_eq!(status, 405);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "method_not_allowed");
@@ -171,19 +182,32 @@ mod tests {
     fn every_error_maps_to_a_client_or_availability_status() {
         let all = [
             ApiError::NotFound,
-            ApiError::MethodNotAllowed { allowed: &["GET", "HEAD"] },
+            ApiError::MethodNotAllowed {
+                allowed: &["GET", "HEAD"],
+            },
             ApiError::NotImplemented { feature: "x" },
-            ApiError::BadRequest { message: "m".into() },
+            ApiError::BadRequest {
+                message: "m".into(),
+            },
             ApiError::PayloadTooLarge { limit_bytes: 1 },
-            ApiError::UnsupportedMediaType { expected: "application/json" },
+            ApiError::UnsupportedMediaType {
+                expected: "application/json",
+            },
             ApiError::Unauthorized,
             ApiError::DatabaseUnavailable,
             ApiError::RevocationUnavailable,
         ];
         for e in all {
             let r = e.describe();
-            assert!((400..500).contains(&r.status) || r.status == 501 || r.status == 503, "{e:?}");
-            assert!(r.code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", r.code);
+            assert!(
+                (400..500).contains(&r.status) || r.status == 501 || r.status == 503,
+                "{e:?}"
+            );
+            assert!(
+                r.code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{}",
+                r.code
+            );
         }
         assert_eq!(ApiError::Internal.describe().status, 500);
     }

@@ -8,5 +8,8 @@ use spin_sdk::http_component;
 
 #[http_component]
 fn handle(_req: Request) -> impl IntoResponse {
-    error(&ApiError::NotImplemented { feature: "admin" }, &new_request_id())
+    error(
+        &ApiError::NotImplemented { feature: "admin" },
+        &new_request_id(),
+    )
 }

@@ -44,7 +44,10 @@ fn readiness() -> spin_sdk::http::Response {
         "key_value": if key_value.is_ok() { "connected" } else { "unavailable" },
     });
     let timestamp = rfc3339_from_millis(now_millis());
-    let failures: Vec<String> = [database.err(), key_value.err()].into_iter().flatten().collect();
+    let failures: Vec<String> = [database.err(), key_value.err()]
+        .into_iter()
+        .flatten()
+        .collect();
     if failures.is_empty() {
         json(
             200,
