@@ -1,1 +1,168 @@
-//! Shared fixtures for the integration tests.
+//! Fixtures for the integration tests: the real application in the test host, real PostgreSQL
+//! and Redis servers, and a small loopback load generator for benchmarks.
+//!
+//! The test command (`scripts/test.sh`) starts one shared PostgreSQL and one shared Redis and
+//! exports where they are (`LE_TEST_PG_PORT`, `LE_TEST_REDIS_PORT`, `LE_TEST_PG_BIN`). Tests that
+//! stop servers start private ones with [`PgServer`] and [`RedisServer`], which clean up on drop.
+
+pub mod load;
+pub mod servers;
+
+use spin_test_host::runtime_config::{RuntimeConfig, StoreConfig};
+use spin_test_host::{Host, HostBuilder};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The workspace root (where `spin.toml` is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives inside the workspace")
+        .to_path_buf()
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test.sh, which starts PostgreSQL and Redis")
+    })
+}
+
+/// Port of the shared PostgreSQL server.
+pub fn pg_port() -> u16 {
+    required_env("LE_TEST_PG_PORT")
+        .parse()
+        .expect("LE_TEST_PG_PORT is a port")
+}
+
+/// URL of the shared Redis server.
+pub fn redis_url() -> String {
+    format!("redis://127.0.0.1:{}", required_env("LE_TEST_REDIS_PORT"))
+}
+
+/// A connection URL for database `db` on the PostgreSQL server at `port`.
+pub fn pg_url(port: u16, db: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{db}")
+}
+
+/// Creates an empty database on the shared server and returns its URL, so tests never share
+/// state through the database.
+pub async fn fresh_database() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let port = pg_port();
+    let name = format!(
+        "le_test_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let (client, conn) = tokio_postgres::connect(&pg_url(port, "postgres"), tokio_postgres::NoTls)
+        .await
+        .expect("connect to the shared PostgreSQL");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    pg_url(port, &name)
+}
+
+/// A runtime config whose default key-value store is the Redis at `url`.
+pub fn redis_runtime_config(url: &str) -> RuntimeConfig {
+    let mut rc = RuntimeConfig::default();
+    rc.key_value_stores.insert(
+        "default".into(),
+        StoreConfig::Redis {
+            url: url.to_owned(),
+        },
+    );
+    rc.with_default()
+}
+
+/// The real application (`spin.toml`) in the test host, with the variables a test gives and
+/// nothing from the environment. `database_url` also sets `db_host` to match.
+pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&str, &str)]) -> Host {
+    let host_port = database_url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("database_url has user@host:port/db");
+    let mut builder = HostBuilder::new(root().join("spin.toml"))
+        .read_env(false)
+        .runtime_config(runtime_config)
+        .variable("database_url", database_url)
+        .variable("db_host", host_port);
+    for (k, v) in vars {
+        builder = builder.variable(k, *v);
+    }
+    builder
+        .build()
+        .await
+        .expect("load spin.toml in the test host")
+}
+
+/// Writes a manifest serving the test-only probe component at `/probe/...` and `/users/:id`
+/// with exactly the grants given, and returns its path. `app_variables` is the body of the
+/// manifest's `[variables]` table.
+pub fn probe_manifest(
+    key_value_stores: &[String],
+    allowed_outbound_hosts: &[String],
+    component_variables: &[(String, String)],
+    app_variables: &str,
+) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let wasm = root().join("target/wasm32-wasip2/release/component_probe.wasm");
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let vars: String = component_variables
+        .iter()
+        .map(|(k, v)| format!("{k} = {v:?}\n"))
+        .collect();
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "probe"
+version = "0.0.1"
+[variables]
+{app_variables}
+[[trigger.http]]
+route = "/probe/..."
+component = "probe"
+[[trigger.http]]
+route = "/users/:id"
+component = "probe"
+[component.probe]
+source = {wasm:?}
+key_value_stores = [{kv}]
+allowed_outbound_hosts = [{hosts}]
+[component.probe.variables]
+{vars}"#,
+        wasm = wasm.display().to_string(),
+        kv = list(key_value_stores),
+        hosts = list(allowed_outbound_hosts),
+    );
+    let dir = std::env::temp_dir().join(format!("le-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the probe manifest folder");
+    let path = dir.join(format!(
+        "spin-{}.toml",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).expect("write the probe manifest");
+    path
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

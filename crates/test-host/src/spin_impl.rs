@@ -16,7 +16,7 @@ impl key_value::HostStore for RequestState {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<StoreHandle>, key_value::Error>> {
-        if !self.grants.key_value_stores.iter().any(|l| *l == label) {
+        if !self.grants.key_value_stores.contains(&label) {
             return Ok(Err(key_value::Error::AccessDenied));
         }
         let Some(backend) = self.grants.stores.get(&label).cloned() else {

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs every test of license-edge. Works on a fresh Debian machine with only Rust (rustup)
+# installed: it installs what is missing (the wasm target, clippy/rustfmt, PostgreSQL, Redis),
+# builds the components, starts throwaway PostgreSQL and Redis on free 127.0.0.1 ports with data
+# under a temporary folder, runs the checks and all tests, and stops the servers even when a
+# test fails.
+#
+# Usage: scripts/test.sh                  everything (what CI runs)
+#        LE_SKIP_LINT=1 scripts/test.sh -p integration-tests --test health   one suite, no lint
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Tools -------------------------------------------------------------------------------
+log "Rust toolchain pieces"
+rustup target add wasm32-wasip2 >/dev/null
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+missing=()
+[ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v runuser >/dev/null || missing+=(util-linux)
+command -v python3 >/dev/null || missing+=(python3)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "Installing ${missing[*]} from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PG_BIN="$(pg_bin)"
+
+# --- Build -------------------------------------------------------------------------------
+log "Building the components for wasm32-wasip2"
+cargo build --release --target wasm32-wasip2 \
+  -p component-health -p component-validate -p component-acquire -p component-admin \
+  -p component-probe
+
+if [ "${LE_SKIP_LINT:-}" != 1 ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy --workspace --all-targets -D warnings"
+  cargo clippy --workspace --all-targets -- -D warnings
+  cargo clippy --target wasm32-wasip2 \
+    -p component-health -p component-validate -p component-acquire -p component-admin \
+    -- -D warnings
+fi
+
+# --- Throwaway servers -------------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+SCRATCH="$(mktemp -d /tmp/license-edge-test.XXXXXX)"
+chmod 755 "$SCRATCH"
+PG_DATA="$SCRATCH/pg"
+cleanup() {
+  set +e
+  [ -f "$SCRATCH/redis.pid" ] && kill "$(cat "$SCRATCH/redis.pid")" 2>/dev/null
+  [ -d "$PG_DATA" ] && run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1
+  rm -rf "$SCRATCH"
+}
+trap cleanup EXIT INT TERM
+
+log "Starting PostgreSQL and Redis on 127.0.0.1"
+mkdir -p "$PG_DATA"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$SCRATCH"
+PG_PORT="$(free_port)"
+run_pg "$PG_BIN/initdb" -A trust -U postgres -D "$PG_DATA" >/dev/null
+run_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$SCRATCH/pg.log" -w start \
+  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $SCRATCH -c fsync=off -c max_connections=300" >/dev/null
+REDIS_PORT="$(free_port)"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --daemonize yes --pidfile "$SCRATCH/redis.pid" --logfile "$SCRATCH/redis.log" --dir "$SCRATCH"
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+export LE_TEST_PG_PORT="$PG_PORT" LE_TEST_REDIS_PORT="$REDIS_PORT" LE_TEST_PG_BIN="$PG_BIN"
+
+# --- Tests -------------------------------------------------------------------------------
+# Arguments, if any, go to cargo test (e.g. `scripts/test.sh -p integration-tests --test health`).
+if [ "$#" -gt 0 ]; then
+  log "cargo test $*"
+  cargo test "$@"
+else
+  log "cargo test --workspace"
+  cargo test --workspace
+fi
