@@ -5,6 +5,8 @@
 //! here instead, into the same [`Value`] type, and a duplicate anywhere is an error. Nesting
 //! depth is bounded by `serde_json`'s recursion limit (128), so hostile input cannot overflow
 //! the stack.
+//!
+//! Components can use it for request bodies too, for the same reason.
 
 use core::fmt;
 
@@ -13,7 +15,7 @@ use serde_json::{Map, Number, Value};
 
 /// Parses `bytes` as one JSON object with no duplicate keys at any depth, and nothing after it
 /// but whitespace. `None` if it is anything else.
-pub(crate) fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+pub fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<StrictValue>(bytes) {
         Ok(StrictValue(Value::Object(map))) => Some(map),
         _ => None,

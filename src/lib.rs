@@ -11,6 +11,7 @@
 //!   Spin variables;
 //! - [`claims`]: what a token says;
 //! - [`error`]: [`TokenError`], the one error type for tokens and keys, with stable codes;
+//! - [`json`]: a JSON object parser that refuses duplicate keys;
 //! - [`api`] and [`time`]: the HTTP API's shared vocabulary.
 
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod claims;
 pub mod error;
+pub mod json;
 pub mod keys;
 pub mod time;
 pub mod token;
@@ -26,7 +28,6 @@ pub mod token;
 pub mod fuzzing;
 
 mod b64;
-mod json;
 
 pub use claims::{machine_id_hash, Claims};
 pub use error::TokenError;

@@ -129,10 +129,27 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_json_headers_and_claims_never_panic(header in ".{0,80}", payload in ".{0,200}") {
+    fn arbitrary_signed_headers_and_claims_never_panic(header in "[^\n]{0,80}", payload in ".{0,200}") {
         // Validly signed, so parsing goes all the way to the claims.
-        let token = sign_jws(&fuzzing::signing_key(), header.as_bytes(), payload.as_bytes());
-        let _ = fuzzing::verify_token(token.as_bytes());
+        let _ = fuzzing::verify_signed(format!("{header}\n{payload}").as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_bytes_signed_never_panic(data in vec(any::<u8>(), 0..600)) {
+        let _ = fuzzing::verify_signed(&data);
+    }
+
+    #[test]
+    fn json_shaped_claims_signed_never_panic(
+        claims in claims(),
+        key in "[a-z_]{1,10}",
+        value in extra_value(),
+    ) {
+        // Registered claims replaced by values of any type.
+        let mut map = match claims.to_json() { Value::Object(map) => map, _ => unreachable!() };
+        map.insert(key, value);
+        let data = format!("{{\"alg\":\"EdDSA\",\"kid\":\"fuzz\"}}\n{}", Value::Object(map));
+        let _ = fuzzing::verify_signed(data.as_bytes());
     }
 
     #[test]
@@ -152,6 +169,27 @@ proptest! {
         let mut keys = KeySet::new();
         keys.insert(fuzzing::signing_key().verifying_key()).unwrap();
         prop_assert!(verify(&bytes, &keys, &Policy::new(), NOW, None).is_err());
+    }
+}
+
+#[test]
+fn fuzz_corpus_seeds_reach_the_end_of_verification() {
+    // If the fuzz key, policy or time change, these seeds must be regenerated, or the fuzzers
+    // start from tokens that fail early.
+    let token = include_bytes!("../../fuzz/corpus/verify/valid_token");
+    assert!(fuzzing::verify_token(token).is_ok());
+    let signed = include_bytes!("../../fuzz/corpus/signed/valid");
+    assert!(fuzzing::verify_signed(signed).is_ok());
+    let rfc = include_bytes!("../../fuzz/corpus/verify/rfc8037");
+    assert_eq!(
+        fuzzing::verify_token(rfc).unwrap_err(),
+        TokenError::UnknownKey
+    );
+    for seed in [
+        &include_bytes!("../../fuzz/corpus/key_set/jwks.json")[..],
+        include_bytes!("../../fuzz/corpus/key_set/text"),
+    ] {
+        assert!(fuzzing::parse_key_set(seed).unwrap().get("fuzz").is_some());
     }
 }
 

@@ -1,1 +1,76 @@
-fn main() {}
+//! `licensectl`: keys and license tokens for license-edge, from the command line.
+//!
+//! The binary is thin: it reads files, the clock and OS randomness, and hands them to the
+//! `license_edge` core, which does all the checking. Each subcommand lives in its own module.
+//!
+//! Exit codes: 0 success; 1 a token was verified and refused (its error code on stderr);
+//! 2 bad usage or bad input (a one-line message on stderr).
+
+mod duration;
+mod io;
+mod jwks;
+mod keygen;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a token that was checked and refused.
+const EXIT_REFUSED: u8 = 1;
+/// Exit code for bad usage or unusable input.
+const EXIT_USAGE: u8 = 2;
+
+/// Keys and license tokens for license-edge.
+#[derive(Debug, Parser)]
+#[command(
+    name = "licensectl",
+    version,
+    after_help = "Exit status: 0 success, 1 token refused (its code on stderr), 2 bad usage or input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a signing key: writes the private key file (mode 0600), prints the public JWK.
+    Keygen(keygen::Args),
+    /// Print the public key set (JWKS) of one or more private key files.
+    Jwks(jwks::Args),
+    /// Issue or verify license tokens.
+    #[command(subcommand)]
+    Token(token::Command),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` puts the whole context chain on one line.
+            eprintln!("licensectl: error: {err:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout and succeed; usage errors exit 2.
+            let _ = err.print();
+            return Ok(if err.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+    };
+    match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Jwks(args) => jwks::run(args),
+        Command::Token(command) => token::run(command),
+    }
+}
