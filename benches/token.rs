@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use license_edge::{issue, verify, Claims, KeySet, Policy, SigningKey};
+use license_edge::{issue, verify, Claims, KeySet, Policy, SigningKey, VerifiedCache};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -52,6 +52,18 @@ fn bench(c: &mut Criterion) {
     group.bench_function("verify", |b| {
         b.iter(|| {
             verify(
+                black_box(token.as_bytes()),
+                black_box(&keys),
+                black_box(&policy),
+                NOW,
+                Some(black_box("machine-42")),
+            )
+        })
+    });
+    let mut cache = VerifiedCache::new(1024);
+    group.bench_function("verify_cached_hit", |b| {
+        b.iter(|| {
+            cache.verify(
                 black_box(token.as_bytes()),
                 black_box(&keys),
                 black_box(&policy),

@@ -10,6 +10,7 @@
 //! - [`keys`]: the signing key, the public [`keys::KeySet`], JWKS and the text forms kept in
 //!   Spin variables;
 //! - [`claims`]: what a token says;
+//! - [`cache`]: [`VerifiedCache`], verified tokens by digest, never served past `exp`;
 //! - [`error`]: [`TokenError`], the one error type for tokens and keys, with stable codes;
 //! - [`json`]: a JSON object parser that refuses duplicate keys;
 //! - [`api`] and [`time`]: the HTTP API's shared vocabulary.
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod cache;
 pub mod claims;
 pub mod error;
 pub mod json;
@@ -29,6 +31,7 @@ pub mod fuzzing;
 
 mod b64;
 
+pub use cache::VerifiedCache;
 pub use claims::{machine_id_hash, Claims};
 pub use error::TokenError;
 pub use keys::{KeySet, SigningKey, VerifyingKey};
