@@ -6,7 +6,8 @@
 //! newer server can add claims without breaking older verifiers.
 //!
 //! Times are integer Unix seconds (`i64`). RFC 7519 allows fractional NumericDates; our issuer
-//! never writes them, and they are refused as invalid rather than rounded.
+//! never writes them, and they are refused as invalid rather than rounded. Likewise `aud` is a
+//! single string (RFC 7519 also allows an array of them; one license is for one product).
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
