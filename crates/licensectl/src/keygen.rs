@@ -14,7 +14,7 @@ pub struct Args {
     /// Key id put in every token's header (letters, digits, '.', '_', '-'; at most 64).
     #[arg(long)]
     kid: String,
-    /// Where to write the private key [default: <KID>.key].
+    /// Where to write the private key [default: KID.key, after --kid].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Replace the file if it exists.
