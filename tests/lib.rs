@@ -77,6 +77,13 @@ pub fn redis_runtime_config(url: &str) -> RuntimeConfig {
     rc.with_default()
 }
 
+/// The admin token the test app is configured with.
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+/// The signing key the test app is configured with (a fixed test key, never used elsewhere).
+pub const TEST_SIGNING_KEY: &str = "placeholder-until-the-acquire-component-reads-it";
+/// The public key set the test app is configured with.
+pub const TEST_PUBLIC_KEYS: &str = "placeholder-until-the-validate-component-reads-it";
+
 /// The real application (`spin.toml`) in the test host, with the variables a test gives and
 /// nothing from the environment. `database_url` also sets `db_host` to match.
 pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&str, &str)]) -> Host {
@@ -89,7 +96,10 @@ pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&st
         .read_env(false)
         .runtime_config(runtime_config)
         .variable("database_url", database_url)
-        .variable("db_host", host_port);
+        .variable("db_host", host_port)
+        .variable("signing_key", TEST_SIGNING_KEY)
+        .variable("public_keys", TEST_PUBLIC_KEYS)
+        .variable("admin_token", TEST_ADMIN_TOKEN);
     for (k, v) in vars {
         builder = builder.variable(k, *v);
     }
