@@ -293,10 +293,19 @@ async fn validate_cannot_reach_postgres_under_the_real_manifest() {
         .allows(&addr));
 
     let vars: Vec<(String, String)> = validate.variables.clone().into_iter().collect();
-    let app_vars = format!(
-        "db_host = {{ default = \"127.0.0.1:{}\" }}\ndatabase_url = {{ default = {db:?} }}",
-        pg_port()
-    );
+    // Every application variable of the real manifest, with a value, so templates resolve.
+    let app_vars: String = manifest
+        .variables
+        .keys()
+        .map(|name| {
+            let value = match name.as_str() {
+                "db_host" => format!("127.0.0.1:{}", pg_port()),
+                "database_url" => db.clone(),
+                _ => "test-value".to_owned(),
+            };
+            format!("{name} = {{ default = {value:?} }}\n")
+        })
+        .collect();
     let probe_path = probe_manifest(
         &validate.key_value_stores,
         &validate.allowed_outbound_hosts,
