@@ -31,6 +31,20 @@ pub enum ApiError {
         /// What was wrong with the request.
         message: String,
     },
+    /// The body is not well-formed JSON, or not a JSON object (duplicate keys included).
+    InvalidJson,
+    /// A required field is absent (or empty).
+    MissingField {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A field is present but unusable; `reason` says why, in words safe for the client.
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The body is larger than the route accepts.
     PayloadTooLarge {
         /// The largest body accepted, in bytes.
@@ -87,6 +101,24 @@ impl ApiError {
                 json!({}),
             ),
             ApiError::BadRequest { message } => (400, "bad_request", message.clone(), json!({})),
+            ApiError::InvalidJson => (
+                400,
+                "invalid_json",
+                "request body must be a JSON object without duplicate keys".to_owned(),
+                json!({}),
+            ),
+            ApiError::MissingField { field } => (
+                400,
+                "missing_field",
+                format!("`{field}` is required"),
+                json!({ "field": field }),
+            ),
+            ApiError::InvalidField { field, reason } => (
+                400,
+                "invalid_field",
+                format!("`{field}` {reason}"),
+                json!({ "field": field, "reason": reason }),
+            ),
             ApiError::PayloadTooLarge { limit_bytes } => (
                 413,
                 "payload_too_large",
@@ -215,5 +247,128 @@ mod tests {
     #[test]
     fn request_ids_are_hex() {
         assert_eq!(request_id([0xab; 16]), format!("req_{}", "ab".repeat(16)));
+    }
+}
+
+/// The largest request body any JSON route accepts unless it names a smaller limit.
+pub const MAX_JSON_BODY: usize = 16 * 1024;
+
+/// Parses a JSON request body into an object.
+///
+/// `content_type` may be absent (curl and many clients omit it) but when given must be
+/// `application/json` (parameters allowed). An empty body parses as an empty object, so routes
+/// whose every field is optional accept it. Duplicate keys are refused, as in tokens.
+pub fn json_body(
+    body: &[u8],
+    content_type: Option<&str>,
+    limit: usize,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit_bytes: limit });
+    }
+    if let Some(ct) = content_type {
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::UnsupportedMediaType {
+                expected: "application/json",
+            });
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    crate::json::parse_object(body).ok_or(ApiError::InvalidJson)
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header.
+///
+/// `None` when the header is absent; `Some(Err(()))` when present but not a bearer credential
+/// (another scheme, nothing after the scheme, or spaces inside).
+pub fn bearer(header: Option<&str>) -> Option<Result<&str, ()>> {
+    let header = header?;
+    let (scheme, rest) = match header.trim().split_once(' ') {
+        Some(parts) => parts,
+        None => return Some(Err(())),
+    };
+    let credential = rest.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.is_empty() || credential.contains(' ') {
+        return Some(Err(()));
+    }
+    Some(Ok(credential))
+}
+
+/// An optional string field of a JSON object: absent or null is `None`; any other non-string,
+/// an empty string, or one longer than `max_len` bytes is refused.
+pub fn optional_string(
+    body: &serde_json::Map<String, Value>,
+    field: &'static str,
+    max_len: usize,
+) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Err(ApiError::InvalidField {
+            field,
+            reason: "must not be empty".into(),
+        }),
+        Some(Value::String(s)) if s.len() > max_len => Err(ApiError::InvalidField {
+            field,
+            reason: format!("must be at most {max_len} bytes"),
+        }),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::InvalidField {
+            field,
+            reason: "must be a string".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[test]
+    fn json_body_limits_type_and_shape() {
+        assert_eq!(
+            json_body(b"{}", None, 1),
+            Err(ApiError::PayloadTooLarge { limit_bytes: 1 })
+        );
+        assert!(matches!(
+            json_body(b"{}", Some("text/plain"), 10),
+            Err(ApiError::UnsupportedMediaType { .. })
+        ));
+        assert!(json_body(b"{}", Some("Application/JSON; charset=utf-8"), 10).is_ok());
+        assert_eq!(json_body(b"  ", None, 10).unwrap().len(), 0);
+        for bad in [&b"[]"[..], b"{", b"nul", b"{\"a\":1,\"a\":2}", b"\"x\""] {
+            assert_eq!(
+                json_body(bad, None, 100),
+                Err(ApiError::InvalidJson),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_parses_only_bearer_credentials() {
+        assert_eq!(bearer(None), None);
+        assert_eq!(bearer(Some("Bearer abc")), Some(Ok("abc")));
+        assert_eq!(bearer(Some("bearer   abc ")), Some(Ok("abc")));
+        for bad in ["Basic abc", "Bearer", "Bearer ", "Bearer a b", "abc"] {
+            assert_eq!(bearer(Some(bad)), Some(Err(())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn optional_string_refuses_wrong_types_and_sizes() {
+        let body = json!({"a": "x", "b": 1, "c": "", "d": null, "e": "long"});
+        let body = body.as_object().unwrap();
+        assert_eq!(
+            optional_string(body, "a", 10).unwrap().as_deref(),
+            Some("x")
+        );
+        assert_eq!(optional_string(body, "d", 10).unwrap(), None);
+        assert_eq!(optional_string(body, "zz", 10).unwrap(), None);
+        assert!(optional_string(body, "b", 10).is_err());
+        assert!(optional_string(body, "c", 10).is_err());
+        assert!(optional_string(body, "e", 3).is_err());
     }
 }

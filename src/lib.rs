@@ -20,11 +20,13 @@
 pub mod api;
 pub mod cache;
 pub mod claims;
+pub mod edge;
 pub mod error;
 pub mod json;
 pub mod keys;
 pub mod time;
 pub mod token;
+pub mod validate;
 
 #[doc(hidden)]
 pub mod fuzzing;

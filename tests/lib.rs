@@ -8,6 +8,7 @@
 pub mod load;
 pub mod servers;
 
+use license_edge::{KeySet, SigningKey};
 use spin_test_host::runtime_config::{RuntimeConfig, StoreConfig};
 use spin_test_host::{Host, HostBuilder};
 use std::path::PathBuf;
@@ -79,10 +80,29 @@ pub fn redis_runtime_config(url: &str) -> RuntimeConfig {
 
 /// The admin token the test app is configured with.
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
-/// The signing key the test app is configured with (a fixed test key, never used elsewhere).
-pub const TEST_SIGNING_KEY: &str = "placeholder-until-the-acquire-component-reads-it";
-/// The public key set the test app is configured with.
-pub const TEST_PUBLIC_KEYS: &str = "placeholder-until-the-validate-component-reads-it";
+/// The `kid` of the test signing key.
+pub const TEST_KID: &str = "test-2026-11";
+/// The issuer the app puts in tokens (the manifest default of `token_issuer`).
+pub const ISSUER: &str = "license-edge";
+
+/// The fixed signing key of the test app (a test key, never used elsewhere).
+pub fn test_signing_key() -> SigningKey {
+    SigningKey::from_seed(TEST_KID, [7; 32]).expect("a valid test key")
+}
+
+/// Another key under another kid, for rotation tests.
+pub fn other_signing_key(kid: &str) -> SigningKey {
+    SigningKey::from_seed(kid, [9; 32]).expect("a valid test key")
+}
+
+/// The public key set text (`public_keys`) for the given signing keys.
+pub fn public_keys_text(keys: &[&SigningKey]) -> String {
+    let mut set = KeySet::new();
+    for k in keys {
+        set.insert(k.verifying_key()).expect("distinct kids");
+    }
+    set.to_text()
+}
 
 /// The real application (`spin.toml`) in the test host, with the variables a test gives and
 /// nothing from the environment. `database_url` also sets `db_host` to match.
@@ -97,8 +117,8 @@ pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&st
         .runtime_config(runtime_config)
         .variable("database_url", database_url)
         .variable("db_host", host_port)
-        .variable("signing_key", TEST_SIGNING_KEY)
-        .variable("public_keys", TEST_PUBLIC_KEYS)
+        .variable("signing_key", test_signing_key().to_secret_text())
+        .variable("public_keys", public_keys_text(&[&test_signing_key()]))
         .variable("admin_token", TEST_ADMIN_TOKEN);
     for (k, v) in vars {
         builder = builder.variable(k, *v);

@@ -1,0 +1,181 @@
+//! The validate route's request and answers, without I/O: the component reads the body, the
+//! key set and the read model, and this module decides.
+//!
+//! A well-formed request about a bad token is answered 200 `{"valid": false, "code": ...}`, as
+//! Keygen and Unkey do; only a malformed request is a 4xx.
+
+use crate::api::{bearer, json_body, optional_string, ApiError};
+use crate::claims::Claims;
+use crate::edge::Standing;
+use crate::error::TokenError;
+use crate::time::rfc3339_from_millis;
+use serde_json::{json, Value};
+
+/// The largest validate request body (a token is at most 4 KiB; the rest is small).
+pub const MAX_VALIDATE_BODY: usize = 8 * 1024;
+/// The longest machine id accepted, in bytes.
+pub const MAX_MACHINE_ID_LEN: usize = 256;
+/// The longest product name accepted, in bytes.
+pub const MAX_PRODUCT_LEN: usize = 128;
+
+/// A parsed validate request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidateRequest {
+    /// The token to check.
+    pub token: String,
+    /// The caller's machine id, checked against the token's `mid` when given.
+    pub machine_id: Option<String>,
+    /// The product the caller expects, checked against `aud` when given.
+    pub product: Option<String>,
+}
+
+/// Parses a validate request: `{"token", "machine_id"?, "product"?}`, or the token as
+/// `Authorization: Bearer` (the body may then be empty or carry only the other fields).
+pub fn parse_request(
+    body: &[u8],
+    content_type: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<ValidateRequest, ApiError> {
+    let object = json_body(body, content_type, MAX_VALIDATE_BODY)?;
+    let in_body = optional_string(&object, "token", MAX_VALIDATE_BODY)?;
+    let in_header = match bearer(authorization) {
+        None => None,
+        Some(Ok(token)) => Some(token.to_owned()),
+        Some(Err(())) => {
+            return Err(ApiError::InvalidField {
+                field: "authorization",
+                reason: "must be `Bearer <token>`".into(),
+            })
+        }
+    };
+    let token = match (in_body, in_header) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::InvalidField {
+                field: "token",
+                reason: "differs from the one in the Authorization header".into(),
+            })
+        }
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) => return Err(ApiError::MissingField { field: "token" }),
+    };
+    Ok(ValidateRequest {
+        token,
+        machine_id: optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?,
+        product: optional_string(&object, "product", MAX_PRODUCT_LEN)?,
+    })
+}
+
+/// The answer's `code` for a token the core refused: its stable code in upper case
+/// (`EXPIRED`, `BAD_SIGNATURE`, `UNKNOWN_KEY`, `MALFORMED`, `MACHINE_MISMATCH`, ...).
+pub fn token_refusal_code(err: &TokenError) -> String {
+    err.code().to_ascii_uppercase()
+}
+
+/// The answer's code and message for a verified token no longer in force; `None` when it is.
+pub fn standing_refusal(standing: Standing) -> Option<(&'static str, &'static str)> {
+    Some(match standing {
+        Standing::InForce | Standing::Unknown => return None,
+        Standing::LicenseSuspended => ("LICENSE_SUSPENDED", "the license is suspended"),
+        Standing::LicenseRevoked => ("LICENSE_REVOKED", "the license is revoked"),
+        Standing::LicenseExpired => ("LICENSE_EXPIRED", "the license has expired"),
+        Standing::SessionEnded => ("SESSION_ENDED", "the session was released or ended"),
+    })
+}
+
+/// `200 {"valid": true, ...}` for a token in force.
+pub fn valid_body(claims: &Claims, request_id: &str) -> Value {
+    json!({
+        "valid": true,
+        "code": "VALID",
+        "license": claims.to_json(),
+        "expires_at": rfc3339_from_millis(claims.exp.saturating_mul(1000)),
+        "meta": { "request_id": request_id },
+    })
+}
+
+/// `200 {"valid": false, ...}` for a well-formed request about a token not in force.
+pub fn invalid_body(code: &str, message: &str, request_id: &str) -> Value {
+    json!({
+        "valid": false,
+        "code": code,
+        "message": message,
+        "meta": { "request_id": request_id },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str, auth: Option<&str>) -> Result<ValidateRequest, ApiError> {
+        parse_request(body.as_bytes(), Some("application/json"), auth)
+    }
+
+    #[test]
+    fn token_from_body_or_header() {
+        let r = parse(r#"{"token":"t","machine_id":"m"}"#, None).unwrap();
+        assert_eq!(
+            (r.token.as_str(), r.machine_id.as_deref()),
+            ("t", Some("m"))
+        );
+        assert_eq!(parse("", Some("Bearer t")).unwrap().token, "t");
+        assert_eq!(
+            parse(r#"{"token":"t"}"#, Some("Bearer t")).unwrap().token,
+            "t"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_requests() {
+        assert_eq!(
+            parse("{}", None),
+            Err(ApiError::MissingField { field: "token" })
+        );
+        assert_eq!(
+            parse("", None),
+            Err(ApiError::MissingField { field: "token" })
+        );
+        assert_eq!(parse("[1]", None), Err(ApiError::InvalidJson));
+        assert!(matches!(
+            parse(r#"{"token":1}"#, None),
+            Err(ApiError::InvalidField { field: "token", .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"token":"a"}"#, Some("Bearer b")),
+            Err(ApiError::InvalidField { field: "token", .. })
+        ));
+        assert!(matches!(
+            parse("", Some("Basic x")),
+            Err(ApiError::InvalidField {
+                field: "authorization",
+                ..
+            })
+        ));
+        let long = format!(
+            r#"{{"token":"t","machine_id":"{}"}}"#,
+            "m".repeat(MAX_MACHINE_ID_LEN + 1)
+        );
+        assert!(matches!(
+            parse(&long, None),
+            Err(ApiError::InvalidField {
+                field: "machine_id",
+                ..
+            })
+        ));
+        let huge = format!(r#"{{"token":"{}"}}"#, "t".repeat(MAX_VALIDATE_BODY));
+        assert!(matches!(
+            parse(&huge, None),
+            Err(ApiError::PayloadTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn refusal_codes_are_upper_case() {
+        assert_eq!(token_refusal_code(&TokenError::Expired), "EXPIRED");
+        assert_eq!(
+            standing_refusal(Standing::SessionEnded).unwrap().0,
+            "SESSION_ENDED"
+        );
+        assert_eq!(standing_refusal(Standing::InForce), None);
+    }
+}
