@@ -57,6 +57,39 @@ pub enum ApiError {
     },
     /// Credentials are missing, malformed or unknown. Deliberately says no more than that.
     Unauthorized,
+    /// The license is suspended.
+    LicenseSuspended,
+    /// The license is revoked.
+    LicenseRevoked,
+    /// The license has reached its end date.
+    LicenseExpired,
+    /// Every seat of the license is held by a live session.
+    NoSeatsAvailable {
+        /// The license's seat limit.
+        max_seats: u32,
+        /// Live sessions now.
+        active_seats: u32,
+        /// When the soonest live lease lapses unless renewed (epoch ms), if any.
+        next_available_at: Option<i64>,
+    },
+    /// No session with this id belongs to the license.
+    SessionNotFound,
+    /// The session was released or lapsed; the client must acquire again.
+    SessionExpired,
+    /// Too many acquire attempts for this license in the current window.
+    RateLimited {
+        /// Attempts allowed per window.
+        limit: u32,
+        /// Seconds until the window resets.
+        retry_after_s: u32,
+    },
+    /// The license does not allow offline borrowing.
+    BorrowNotAllowed,
+    /// The borrow asked for is longer than the license allows.
+    BorrowTooLong {
+        /// The longest borrow allowed, in seconds.
+        max_seconds: u32,
+    },
     /// PostgreSQL could not be reached or failed; the request had no effect.
     DatabaseUnavailable,
     /// The key-value store could not be read, so an authoritative answer cannot be given.
@@ -136,6 +169,64 @@ impl ApiError {
                 "unauthorized",
                 "missing or invalid credentials".to_owned(),
                 json!({}),
+            ),
+            ApiError::LicenseSuspended => (
+                403,
+                "license_suspended",
+                "the license is suspended".to_owned(),
+                json!({}),
+            ),
+            ApiError::LicenseRevoked => (
+                403,
+                "license_revoked",
+                "the license is revoked".to_owned(),
+                json!({}),
+            ),
+            ApiError::LicenseExpired => (
+                403,
+                "license_expired",
+                "the license has expired".to_owned(),
+                json!({}),
+            ),
+            ApiError::NoSeatsAvailable { max_seats, active_seats, next_available_at } => (
+                409,
+                "no_seats_available",
+                format!("all {max_seats} seats are in use"),
+                json!({
+                    "max_seats": max_seats,
+                    "active_seats": active_seats,
+                    "next_available_hint": next_available_at.map(crate::time::rfc3339_from_millis),
+                }),
+            ),
+            ApiError::SessionNotFound => (
+                404,
+                "session_not_found",
+                "no such session for this license".to_owned(),
+                json!({}),
+            ),
+            ApiError::SessionExpired => (
+                410,
+                "session_expired",
+                "the session was released or its lease lapsed; acquire a seat again".to_owned(),
+                json!({}),
+            ),
+            ApiError::RateLimited { limit, retry_after_s } => (
+                429,
+                "rate_limited",
+                format!("more than {limit} acquire attempts a minute for this license; retry in {retry_after_s} s"),
+                json!({ "limit": limit, "retry_after_s": retry_after_s }),
+            ),
+            ApiError::BorrowNotAllowed => (
+                403,
+                "borrow_not_allowed",
+                "this license does not allow offline borrowing".to_owned(),
+                json!({}),
+            ),
+            ApiError::BorrowTooLong { max_seconds } => (
+                400,
+                "borrow_too_long",
+                format!("a borrow may last at most {max_seconds} s"),
+                json!({ "max_seconds": max_seconds }),
             ),
             ApiError::DatabaseUnavailable => (
                 503,
@@ -226,6 +317,22 @@ mod tests {
                 expected: "application/json",
             },
             ApiError::Unauthorized,
+            ApiError::LicenseSuspended,
+            ApiError::LicenseRevoked,
+            ApiError::LicenseExpired,
+            ApiError::NoSeatsAvailable {
+                max_seats: 1,
+                active_seats: 1,
+                next_available_at: Some(0),
+            },
+            ApiError::SessionNotFound,
+            ApiError::SessionExpired,
+            ApiError::RateLimited {
+                limit: 1,
+                retry_after_s: 1,
+            },
+            ApiError::BorrowNotAllowed,
+            ApiError::BorrowTooLong { max_seconds: 1 },
             ApiError::DatabaseUnavailable,
             ApiError::RevocationUnavailable,
         ];

@@ -24,6 +24,7 @@ pub mod edge;
 pub mod error;
 pub mod json;
 pub mod keys;
+pub mod seats;
 pub mod time;
 pub mod token;
 pub mod validate;

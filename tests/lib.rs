@@ -196,3 +196,154 @@ pub fn encode(value: &str) -> String {
         })
         .collect()
 }
+
+/// A client of the PostgreSQL at `url`, for fixtures and assertions.
+pub async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh database with every migration applied.
+pub async fn migrated_database() -> String {
+    let url = fresh_database().await;
+    le_migrate::apply(&pg_client(&url).await)
+        .await
+        .expect("apply migrations");
+    url
+}
+
+/// A license made for a test: its ids and its key (the key is known only here).
+#[derive(Debug, Clone)]
+pub struct TestLicense {
+    /// License id.
+    pub id: String,
+    /// The license key clients send.
+    pub key: String,
+    /// Organization id.
+    pub organization_id: String,
+    /// Product code.
+    pub product: String,
+}
+
+/// How a test license is set up.
+#[derive(Debug, Clone)]
+pub struct LicenseSpec {
+    /// Seat limit.
+    pub max_seats: i32,
+    /// Status: active, suspended or revoked.
+    pub status: &'static str,
+    /// End of the license (epoch ms), if any.
+    pub expires_at: Option<i64>,
+    /// Lease length, seconds.
+    pub lease_seconds: i32,
+    /// Longest borrow, seconds (0: none).
+    pub max_borrow_seconds: i32,
+    /// Acquire attempts per minute.
+    pub rate_limit_per_minute: i32,
+}
+
+impl Default for LicenseSpec {
+    fn default() -> Self {
+        LicenseSpec {
+            max_seats: 5,
+            status: "active",
+            expires_at: None,
+            lease_seconds: 360,
+            max_borrow_seconds: 0,
+            rate_limit_per_minute: 100_000,
+        }
+    }
+}
+
+/// Creates an organization, product and license straight in the database and writes the
+/// license's entry to the edge read model in `kv`, as the admin component does.
+pub async fn create_license(
+    db_url: &str,
+    kv: &spin_test_host::kv::Backend,
+    spec: LicenseSpec,
+) -> TestLicense {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let tag = format!(
+        "{}{:x}{n}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let (org, product, id) = (
+        format!("org_{tag}"),
+        format!("prod_{tag}"),
+        format!("lic_{tag}"),
+    );
+    let key = format!("LE-TEST-{tag}");
+    let now = now_ms();
+    let client = pg_client(db_url).await;
+    client
+        .execute(
+            "INSERT INTO organizations (id, name, created_at) VALUES ($1, 'Test Org', $2)",
+            &[&org, &now],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO products (id, organization_id, code, name, created_at) VALUES ($1, $2, 'cad-pro', 'CAD Pro', $3)",
+            &[&product, &org, &now],
+        )
+        .await
+        .unwrap();
+    let features = vec!["export".to_owned(), "cloud".to_owned()];
+    client
+        .execute(
+            "INSERT INTO licenses (id, organization_id, product_id, key_hash, status, plan, max_seats, features, \
+             expires_at, lease_seconds, max_borrow_seconds, rate_limit_per_minute, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pro', $6, $7, $8, $9, $10, $11, $12, $12)",
+            &[
+                &id,
+                &org,
+                &product,
+                &license_edge::seats::license_key_hash(&key),
+                &spec.status,
+                &spec.max_seats,
+                &features,
+                &spec.expires_at,
+                &spec.lease_seconds,
+                &spec.max_borrow_seconds,
+                &spec.rate_limit_per_minute,
+                &now,
+            ],
+        )
+        .await
+        .unwrap();
+    let status = license_edge::edge::LicenseStatus::parse(spec.status).expect("a known status");
+    let state = license_edge::edge::LicenseState {
+        status,
+        expires_at: spec.expires_at,
+        updated_at: now,
+    };
+    kv.set(
+        &license_edge::edge::license_key(&id),
+        license_edge::edge::encode(&state),
+    )
+    .await
+    .expect("write the license to the read model");
+    TestLicense {
+        id,
+        key,
+        organization_id: org,
+        product: "cad-pro".into(),
+    }
+}
+
+/// Now, Unix epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as i64
+}

@@ -7,6 +7,8 @@
 use license_edge::api::{error_envelope, request_id, ApiError};
 use spin_sdk::http::{Method, Request, Response};
 
+pub mod db;
+
 /// The current time as Unix epoch milliseconds, from the host's wall clock.
 pub fn now_millis() -> i64 {
     let now = wasi::clocks::wall_clock::now();
@@ -14,14 +16,24 @@ pub fn now_millis() -> i64 {
     (now.seconds as i64) * 1000 + i64::from(now.nanoseconds / 1_000_000)
 }
 
-/// A fresh request id from the host's random source.
-pub fn new_request_id() -> String {
+/// 16 bytes from the host's cryptographically secure random source.
+pub fn random16() -> [u8; 16] {
     let bytes = wasi::random::random::get_random_bytes(16);
-    let mut id = [0u8; 16];
-    for (dst, src) in id.iter_mut().zip(bytes) {
+    let mut out = [0u8; 16];
+    for (dst, src) in out.iter_mut().zip(bytes) {
         *dst = src;
     }
-    request_id(id)
+    out
+}
+
+/// A fresh request id from the host's random source.
+pub fn new_request_id() -> String {
+    request_id(random16())
+}
+
+/// A request header as text, if present and valid UTF-8.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|v| v.as_str())
 }
 
 /// The request path without its query, with leading duplicate slashes folded and one trailing

@@ -10,6 +10,7 @@ mod duration;
 mod io;
 mod jwks;
 mod keygen;
+mod migrate;
 mod token;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     /// Issue or verify license tokens.
     #[command(subcommand)]
     Token(token::Command),
+    /// Apply the database migrations that have not run yet.
+    Migrate(migrate::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,5 +75,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => keygen::run(args),
         Command::Jwks(args) => jwks::run(args),
         Command::Token(command) => token::run(command),
+        Command::Migrate(args) => migrate::run(args),
     }
 }

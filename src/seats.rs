@@ -1,0 +1,390 @@
+//! Seats (sessions) without I/O: parsing the acquire, heartbeat, release and borrow requests,
+//! turning what the database's seat functions answered into errors or claims, and shaping the
+//! answers. The seat decision itself (count, lock, insert) runs inside PostgreSQL, in the
+//! `le_acquire` / `le_extend` / `le_release` functions of `migrations/`, so that it is
+//! serialized there whatever the number of component instances.
+
+use crate::api::{bearer, json_body, optional_string, ApiError};
+use crate::claims::{hex, machine_id_hash, Claims};
+use crate::time::rfc3339_from_millis;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The largest acquire or borrow request body.
+pub const MAX_SEAT_BODY: usize = 16 * 1024;
+/// The longest license key accepted; longer credentials are unknown keys.
+pub const MAX_LICENSE_KEY_LEN: usize = 256;
+/// The longest machine id accepted, in bytes.
+pub const MAX_MACHINE_ID_LEN: usize = 256;
+/// The largest `metadata` object, serialized, in bytes.
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// The longest `User-Agent` kept; longer ones are cut.
+pub const MAX_USER_AGENT_LEN: usize = 256;
+/// The longest borrow any license may allow: a year.
+pub const MAX_BORROW_SECONDS: u32 = 365 * 24 * 3600;
+
+/// The hex SHA-256 under which a license key is stored. The key itself is never stored.
+pub fn license_key_hash(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Authenticates by license key: `Authorization: Bearer <key>`. Returns the key's hash.
+/// Missing, malformed and (later) unknown keys all get the same 401.
+pub fn authenticate(authorization: Option<&str>) -> Result<String, ApiError> {
+    match bearer(authorization) {
+        Some(Ok(key)) if key.len() <= MAX_LICENSE_KEY_LEN && key.is_ascii() => {
+            Ok(license_key_hash(key))
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// A parsed acquire request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcquireRequest {
+    /// [`machine_id_hash`] of the machine id; the raw id is not kept.
+    pub machine_hash: String,
+    /// Client metadata (a JSON object, possibly empty).
+    pub metadata: Value,
+}
+
+/// Parses `{"machine_id": "...", "metadata"?: {...}}`.
+pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireRequest, ApiError> {
+    let object = json_body(body, content_type, MAX_SEAT_BODY)?;
+    let machine_id = optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?.ok_or(
+        ApiError::MissingField {
+            field: "machine_id",
+        },
+    )?;
+    let metadata = match object.get("metadata") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(m @ Value::Object(_)) => {
+            if m.to_string().len() > MAX_METADATA_BYTES {
+                return Err(ApiError::InvalidField {
+                    field: "metadata",
+                    reason: format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+                });
+            }
+            m.clone()
+        }
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                field: "metadata",
+                reason: "must be a JSON object".into(),
+            })
+        }
+    };
+    Ok(AcquireRequest {
+        machine_hash: machine_id_hash(&machine_id),
+        metadata,
+    })
+}
+
+/// Parses a borrow request `{"duration_s": N}`: a whole number of seconds, 1 to a year.
+pub fn parse_borrow(body: &[u8], content_type: Option<&str>) -> Result<u32, ApiError> {
+    let object = json_body(body, content_type, MAX_SEAT_BODY)?;
+    let invalid = || ApiError::InvalidField {
+        field: "duration_s",
+        reason: format!("must be a whole number of seconds from 1 to {MAX_BORROW_SECONDS}"),
+    };
+    match object.get("duration_s") {
+        None | Some(Value::Null) => Err(ApiError::MissingField {
+            field: "duration_s",
+        }),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|d| (1..=u64::from(MAX_BORROW_SECONDS)).contains(d))
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or_else(invalid),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// A `User-Agent` worth keeping: printable, at most [`MAX_USER_AGENT_LEN`] bytes.
+pub fn user_agent(header: Option<&str>) -> Option<String> {
+    let ua: String = header?.chars().filter(|c| !c.is_control()).collect();
+    let mut end = ua.len().min(MAX_USER_AGENT_LEN);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    let ua = ua[..end].trim();
+    (!ua.is_empty()).then(|| ua.to_owned())
+}
+
+/// A new session id from 16 random bytes: `ses_` and 32 hex digits.
+pub fn session_id(random: [u8; 16]) -> String {
+    format!("ses_{}", hex(&random))
+}
+
+/// Whether `id` has the shape of a session id; anything else cannot exist (404).
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 36
+        && id.starts_with("ses_")
+        && id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The license facts a seat function returns along with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatLicense {
+    /// License id.
+    pub id: String,
+    /// Organization id.
+    pub organization_id: String,
+    /// Product code (the token's audience).
+    pub product: String,
+    /// Plan name.
+    pub plan: String,
+    /// Enabled features.
+    pub features: Vec<String>,
+    /// Seat limit.
+    pub max_seats: u32,
+    /// The license's own end (epoch ms), if any.
+    pub expires_at: Option<i64>,
+    /// Lease length in seconds.
+    pub lease_seconds: u32,
+}
+
+/// Maps a seat function's refusal outcome to the error the client sees; `None` for the
+/// outcomes that grant (`created`, `existing`, `renewed`, `borrowed`, `released`,
+/// `already_ended`). An outcome the app does not know is an internal error.
+pub fn refusal(outcome: &str) -> Option<ApiError> {
+    Some(match outcome {
+        "created" | "existing" | "renewed" | "borrowed" | "released" | "already_ended" => {
+            return None
+        }
+        "unknown_key" => ApiError::Unauthorized,
+        "suspended" => ApiError::LicenseSuspended,
+        "revoked" => ApiError::LicenseRevoked,
+        "expired" => ApiError::LicenseExpired,
+        "not_found" => ApiError::SessionNotFound,
+        "session_expired" => ApiError::SessionExpired,
+        "borrow_not_allowed" => ApiError::BorrowNotAllowed,
+        _ => ApiError::Internal,
+    })
+}
+
+/// The claims of a session's token: valid from `now_ms` to the lease (or borrow) end.
+pub fn session_claims(
+    issuer: &str,
+    license: &SeatLicense,
+    session_id: &str,
+    machine_hash: &str,
+    now_ms: i64,
+    session_expires_at_ms: i64,
+) -> Claims {
+    let now = now_ms.div_euclid(1000);
+    let exp = session_expires_at_ms.div_euclid(1000);
+    let mut claims = Claims::new(issuer, &license.id, &license.product, session_id, now, 0);
+    claims.exp = exp.max(now + 1);
+    claims.org = Some(license.organization_id.clone());
+    claims.plan = Some(license.plan.clone());
+    claims.features = license.features.clone();
+    claims.mid = Some(machine_hash.to_owned());
+    claims.max_seats = Some(license.max_seats);
+    claims
+}
+
+/// How often a client should renew: half the lease, so one lost beat does not lapse it.
+pub fn heartbeat_interval_s(lease_seconds: u32) -> u32 {
+    (lease_seconds / 2).max(1)
+}
+
+fn license_json(license: &SeatLicense) -> Value {
+    json!({
+        "id": license.id,
+        "organization_id": license.organization_id,
+        "product": license.product,
+        "plan": license.plan,
+        "features": license.features,
+        "max_seats": license.max_seats,
+        "expires_at": license.expires_at.map(rfc3339_from_millis),
+    })
+}
+
+/// The answer to a granted acquire, heartbeat or borrow.
+pub fn granted_body(
+    session_id: &str,
+    token: &str,
+    session_expires_at_ms: i64,
+    license: &SeatLicense,
+    active_seats: Option<u32>,
+) -> Value {
+    let mut body = json!({
+        "session_id": session_id,
+        "license_token": token,
+        "expires_at": rfc3339_from_millis(session_expires_at_ms),
+        "heartbeat_interval_s": heartbeat_interval_s(license.lease_seconds),
+        "license": license_json(license),
+    });
+    if let Some(active) = active_seats {
+        body["active_seats"] = json!(active);
+    }
+    body
+}
+
+/// The answer to a release.
+pub fn released_body(session_id: &str, ended_at_ms: i64) -> Value {
+    json!({ "session_id": session_id, "ended_at": rfc3339_from_millis(ended_at_ms) })
+}
+
+/// `X-RateLimit-*` headers (reset as Unix seconds) and, when over the limit, `Retry-After`.
+pub fn rate_limit_headers(
+    limit: u32,
+    remaining: u32,
+    reset_at_ms: i64,
+    now_ms: i64,
+    limited: bool,
+) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        ("x-ratelimit-limit", limit.to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+        (
+            "x-ratelimit-reset",
+            reset_at_ms.div_euclid(1000).to_string(),
+        ),
+    ];
+    if limited {
+        headers.push((
+            "retry-after",
+            retry_after_s(reset_at_ms, now_ms).to_string(),
+        ));
+    }
+    headers
+}
+
+/// Whole seconds from `now_ms` until `reset_at_ms`, at least 1.
+pub fn retry_after_s(reset_at_ms: i64, now_ms: i64) -> u32 {
+    let ms = (reset_at_ms - now_ms).max(0);
+    u32::try_from((ms + 999) / 1000).unwrap_or(u32::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authenticate_accepts_only_bearer_keys() {
+        assert_eq!(
+            authenticate(Some("Bearer k")).unwrap(),
+            license_key_hash("k")
+        );
+        for bad in [None, Some("Basic k"), Some("Bearer"), Some("k")] {
+            assert_eq!(authenticate(bad), Err(ApiError::Unauthorized), "{bad:?}");
+        }
+        let long = format!("Bearer {}", "k".repeat(MAX_LICENSE_KEY_LEN + 1));
+        assert_eq!(authenticate(Some(&long)), Err(ApiError::Unauthorized));
+        assert_eq!(license_key_hash("abc").len(), 64);
+    }
+
+    #[test]
+    fn acquire_needs_a_machine_id_and_an_object_for_metadata() {
+        let r = parse_acquire(br#"{"machine_id":"m","metadata":{"host":"a"}}"#, None).unwrap();
+        assert_eq!(r.machine_hash, machine_id_hash("m"));
+        assert_eq!(r.metadata["host"], "a");
+        assert_eq!(
+            parse_acquire(b"{}", None),
+            Err(ApiError::MissingField {
+                field: "machine_id"
+            })
+        );
+        assert!(matches!(
+            parse_acquire(br#"{"machine_id":"m","metadata":[1]}"#, None),
+            Err(ApiError::InvalidField {
+                field: "metadata",
+                ..
+            })
+        ));
+        let big = format!(
+            r#"{{"machine_id":"m","metadata":{{"x":"{}"}}}}"#,
+            "y".repeat(MAX_METADATA_BYTES)
+        );
+        assert!(matches!(
+            parse_acquire(big.as_bytes(), None),
+            Err(ApiError::InvalidField {
+                field: "metadata",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn borrow_duration_is_a_bounded_whole_number() {
+        assert_eq!(parse_borrow(br#"{"duration_s":3600}"#, None), Ok(3600));
+        for bad in [
+            &br#"{"duration_s":0}"#[..],
+            br#"{"duration_s":-1}"#,
+            br#"{"duration_s":1.5}"#,
+            br#"{"duration_s":"60"}"#,
+            br#"{"duration_s":99999999999}"#,
+        ] {
+            assert!(
+                matches!(parse_borrow(bad, None), Err(ApiError::InvalidField { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_borrow(b"{}", None),
+            Err(ApiError::MissingField {
+                field: "duration_s"
+            })
+        );
+    }
+
+    #[test]
+    fn session_ids_have_one_shape() {
+        let id = session_id([0xab; 16]);
+        assert!(is_session_id(&id));
+        for bad in [
+            "",
+            "ses_",
+            "ses_ABABABABABABABABABABABABABABABAB",
+            "lic_abababababababababababababababab",
+            &format!("{id}0"),
+        ] {
+            assert!(!is_session_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_agents_are_cleaned_and_cut() {
+        assert_eq!(user_agent(Some("cad/1.0\n")).as_deref(), Some("cad/1.0"));
+        assert_eq!(user_agent(Some("  ")), None);
+        assert_eq!(user_agent(Some(&"é".repeat(300))).unwrap().len(), 256);
+    }
+
+    #[test]
+    fn claims_run_to_the_lease_end() {
+        let lic = SeatLicense {
+            id: "lic_1".into(),
+            organization_id: "org_1".into(),
+            product: "cad".into(),
+            plan: "pro".into(),
+            features: vec!["export".into()],
+            max_seats: 5,
+            expires_at: None,
+            lease_seconds: 360,
+        };
+        let c = session_claims("iss", &lic, "ses_1", "mh", 1_000_500, 1_360_500);
+        assert_eq!(
+            (c.iat, c.exp, c.sub.as_str(), c.aud.as_str()),
+            (1000, 1360, "lic_1", "cad")
+        );
+        assert_eq!(c.max_seats, Some(5));
+        assert_eq!(heartbeat_interval_s(360), 180);
+        let body = granted_body("ses_1", "t", 1_360_500, &lic, Some(2));
+        assert_eq!(body["heartbeat_interval_s"], 180);
+        assert_eq!(body["license"]["features"][0], "export");
+    }
+
+    #[test]
+    fn refusals_and_rate_limit_headers() {
+        assert_eq!(refusal("created"), None);
+        assert_eq!(refusal("unknown_key"), Some(ApiError::Unauthorized));
+        assert_eq!(refusal("what"), Some(ApiError::Internal));
+        let h = rate_limit_headers(20, 0, 120_000, 60_500, true);
+        assert!(h.contains(&("retry-after", "60".to_owned())));
+        assert!(h.contains(&("x-ratelimit-reset", "120".to_owned())));
+    }
+}
