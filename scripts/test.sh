@@ -24,6 +24,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v runuser >/dev/null || missing+=(util-linux)
 command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "Installing ${missing[*]} from Debian's packages"
   as_root apt-get update -qq
@@ -46,6 +47,12 @@ if [ "${LE_SKIP_LINT:-}" != 1 ]; then
     -p component-health -p component-validate -p component-acquire -p component-admin \
     -- -D warnings
 fi
+
+# --- Python tools ------------------------------------------------------------------------
+log "Python tools in .venv (tests/requirements.txt)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+export LE_TEST_PYTHON="$PWD/.venv/bin/python"
 
 # --- Throwaway servers -------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
