@@ -92,3 +92,22 @@ else
   log "cargo test --workspace"
   cargo test --workspace
 fi
+
+# --- Deploy manifests: tests/deploy (owner: deploy/) ---------------------------------------
+# Renders every kustomization under deploy/ with `kubectl kustomize` and checks it against
+# spin.toml, the SpinKube operators' rules and Kubernetes 1.32's schemas, and runs the migration
+# Job's script against the throwaway PostgreSQL. Needs kubectl (it carries kustomize); uses
+# .venv and tests/requirements.txt from "Python tools" above. A narrowed run (arguments given)
+# skips it.
+if [ "$#" -eq 0 ]; then
+  if ! command -v kubectl >/dev/null; then
+    echo "kubectl is missing: tests/deploy renders deploy/ with it. Install kubectl v1.32 (it" >&2
+    echo "includes kustomize v5.5): the kubectl package from the Kubernetes apt repository" >&2
+    echo "(https://pkgs.k8s.io/core:/stable:/v1.32/deb/), or see https://kubernetes.io/docs/tasks/tools/" >&2
+    exit 1
+  fi
+  log "pytest tests/deploy ($(kubectl version --client 2>/dev/null | tr '\n' ' '))"
+  # Exit status 5 (no test collected) fails here like any other failure.
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/deploy
+fi
+# --- End of deploy manifests -------------------------------------------------------------

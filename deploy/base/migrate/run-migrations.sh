@@ -22,7 +22,7 @@ set -eu
 
 dir="${MIGRATIONS_DIR:-/migrations}"
 # crates/migrate's LOCK_KEY (0x6c656d6967726174, "lemigrat").
-lock_key=7810763325143474548
+lock_key=7810769428218536308
 lock_timeout="${LE_LOCK_TIMEOUT:-15s}"
 
 die() {

@@ -1,0 +1,469 @@
+"""The Kubernetes manifests in deploy/ against spin.toml, the operators' rules and Kubernetes'
+own schemas. Everything is rendered with `kubectl kustomize`, as an operator would apply it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+
+from deploy_support import (
+    CUSTOM_KINDS,
+    DEPLOY,
+    K8S_VERSION,
+    LIVENESS_PATH,
+    OVERLAYS,
+    PLACEHOLDER,
+    PLACEHOLDER_REDIS_URL,
+    PRODUCTION_RUNTIME_CONFIG,
+    READINESS_PATH,
+    SPINAPP_API,
+    environments,
+    envsubst_redis_url,
+    one,
+    parse_docs,
+    read_env_file,
+    render,
+    routes,
+    secret_templates,
+    served_by,
+    spin_manifest,
+)
+
+ENVS = environments()
+
+# The fields of SpinAppSpec, HealthProbe and SpinVar in spin-operator v0.6.1
+# (api/v1alpha1/spinapp_types.go). Anything else is a typo the API server would drop.
+SPINAPP_SPEC_FIELDS = {
+    "executor", "image", "imagePullSecrets", "checks", "replicas", "enableAutoscaling",
+    "runtimeConfig", "volumes", "volumeMounts", "variables", "serviceAnnotations",
+    "deploymentAnnotations", "podAnnotations", "podLabels", "resources", "components",
+    "serviceAccountName", "invocationLimits",
+}  # fmt: skip
+PROBE_FIELDS = {
+    "httpGet", "initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
+    "failureThreshold",
+}  # fmt: skip
+RUNTIME_CONFIG_FIELDS = {"loadFromSecret", "sqliteDatabases", "keyValueStores", "llmCompute"}
+EXECUTOR_DEPLOYMENT_FIELDS = {
+    "runtimeClassName", "spinImage", "caCertSecret", "installDefaultCACerts", "otel",
+}  # fmt: skip
+# Secret keys that are not credentials (the migrator's libpq connection settings).
+NOT_CREDENTIALS = {("license-edge-migrator", k) for k in ("PGPORT", "PGDATABASE", "PGUSER")}
+
+
+def spinapp(docs: list[dict]) -> dict:
+    return one(docs, "SpinApp")
+
+
+def variables(docs: list[dict]) -> dict[str, dict]:
+    out = {}
+    for var in spinapp(docs)["spec"].get("variables", []):
+        assert var["name"] not in out, f"variable {var['name']} bound twice"
+        out[var["name"]] = var
+    return out
+
+
+# --- Rendering --------------------------------------------------------------------------------
+
+
+def test_every_kustomization_renders_and_parses(rendered):
+    # The fixture renders every kustomization under deploy/ and parses every document.
+    expected = {f"overlays/{env}" for env in ENVS} | {f"overlays/{env}/migrate" for env in ENVS}
+    assert expected <= set(rendered), sorted(rendered)
+    for name, docs in rendered.items():
+        assert docs, f"{name} renders nothing"
+
+
+def test_every_environment_has_an_app_and_a_migration_overlay():
+    for env in ENVS:
+        assert (OVERLAYS / env / "migrate" / "kustomization.yaml").is_file(), env
+        assert (OVERLAYS / env / "config.env").is_file(), env
+
+
+def test_core_objects_validate_against_kubernetes_schemas(rendered):
+    checked = 0
+    for name, docs in rendered.items():
+        for doc in docs:
+            if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
+                continue
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as err:
+                pytest.fail(f"{name}: {doc['kind']} {doc['metadata']['name']}: {err.message}")
+            checked += 1
+    assert checked >= 6
+
+
+def test_secret_templates_validate_against_kubernetes_schemas():
+    for name, doc in secret_templates().items():
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_every_object_is_either_a_core_object_or_a_known_custom_kind(rendered):
+    core = {"v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "policy/v1"}
+    for name, docs in rendered.items():
+        for doc in docs:
+            kind = (doc["apiVersion"], doc["kind"])
+            assert doc["apiVersion"] in core or kind in CUSTOM_KINDS, f"{name}: unchecked {kind}"
+
+
+# --- The SpinApp against spin.toml ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_spinapp_variables_cover_every_required_variable(apps, env):
+    declared = spin_manifest()["variables"]
+    required = {name for name, spec in declared.items() if spec.get("required")}
+    assert required, "spin.toml declares no required variable"
+    missing = required - set(variables(apps[env]))
+    assert not missing, f"{env}: spin.toml requires {sorted(missing)} but the SpinApp binds none"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_spinapp_variables_are_declared_in_spin_toml(apps, env):
+    declared = spin_manifest()["variables"]
+    for name in variables(apps[env]):
+        assert name in declared, f"{env}: SpinApp binds {name}, which spin.toml does not declare"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_spinapp_variable_names_survive_the_operators_env_mapping(apps, env):
+    # The operator passes each variable as SPIN_VARIABLE_<NAME upper-cased>; Spin reads it back
+    # lower-cased. Only lower-case names, digits and _ survive the round trip.
+    for name in variables(apps[env]):
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
+        assert f"SPIN_VARIABLE_{name.upper()}"[len("SPIN_VARIABLE_") :].lower() == name
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_secret_variables_come_only_from_secrets(apps, env):
+    declared = spin_manifest()["variables"]
+    for name, var in variables(apps[env]).items():
+        if declared.get(name, {}).get("secret"):
+            assert "value" not in var, f"{env}: secret variable {name} has a literal value"
+            assert set(var.get("valueFrom", {})) == {"secretKeyRef"}, (
+                f"{env}: secret variable {name} must come from a Secret"
+            )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_variable_sources_exist(apps, env):
+    docs = apps[env]
+    templates = secret_templates()
+    for name, var in variables(docs).items():
+        assert ("value" in var) != ("valueFrom" in var), f"{name}: exactly one of value/valueFrom"
+        source = var.get("valueFrom", {})
+        if "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            config_map = one(docs, "ConfigMap", ref["name"])
+            assert ref["key"] in config_map["data"], f"{name}: no key {ref['key']}"
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            assert ref["name"] in templates, f"{name}: no template for Secret {ref['name']}"
+            assert ref["key"] in templates[ref["name"]]["stringData"], f"{name}: no key"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_health_checks_use_routes_the_app_serves(apps, env):
+    checks = spinapp(apps[env])["spec"]["checks"]
+    expected = {"liveness": LIVENESS_PATH, "readiness": READINESS_PATH}
+    assert set(checks) == set(expected)
+    for probe, path in expected.items():
+        got = checks[probe]["httpGet"]["path"]
+        assert got == path, f"{env}: {probe} probes {got}, expected {path}"
+        route = served_by(got)
+        assert route is not None, f"{env}: no spin.toml route serves {got}"
+        assert route.component == "health", f"{env}: {got} is served by {route.component}"
+    # And each goes to its own route: readiness must not fall back to liveness.
+    assert served_by(READINESS_PATH).route != served_by(LIVENESS_PATH).route
+
+
+def test_route_matching_follows_spin():
+    # A guard on the matcher the health-check test relies on.
+    assert served_by("/api/v1/health").route == "/api/v1/health"
+    assert served_by("/api/v1/health/ready/").route == "/api/v1/health/ready"
+    assert served_by("/api/v1/health/ready/deeper") is None
+    assert served_by("/api/v1/healthz") is None
+    assert served_by("/api/v1/licenses/sessions/abc/heartbeat/").component == "acquire"
+    assert {r.component for r in routes()} >= {"health", "validate", "acquire", "admin"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_probe_settings_are_sane(apps, env):
+    checks = spinapp(apps[env])["spec"]["checks"]
+    for probe in checks.values():
+        assert set(probe) <= PROBE_FIELDS, set(probe) - PROBE_FIELDS
+        # A Redis outage makes key-value calls hang on real Spin: a probe must time out.
+        assert 1 <= probe["timeoutSeconds"] < probe["periodSeconds"]
+    # Liveness must not restart pods over a dependency outage faster than readiness reacts.
+    assert checks["liveness"]["failureThreshold"] >= 3
+
+
+# --- The SpinApp and its executor against the operator ----------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_spinapp_has_what_the_operator_requires(apps, env):
+    docs = apps[env]
+    app = spinapp(docs)
+    assert app["apiVersion"] == SPINAPP_API
+    spec = app["spec"]
+    assert set(spec) <= SPINAPP_SPEC_FIELDS, set(spec) - SPINAPP_SPEC_FIELDS
+    # CRD: image is required. The overlay must have replaced the base's bare name.
+    assert isinstance(spec["image"], str) and "/" in spec["image"], spec["image"]
+    # Webhook: replicas > 0 unless autoscaling, and never both.
+    assert not spec.get("enableAutoscaling")
+    assert isinstance(spec["replicas"], int) and spec["replicas"] >= 1
+    # Webhook: the executor must be set and exist in the SpinApp's namespace.
+    executor = one(docs, "SpinAppExecutor", spec["executor"])
+    assert executor["metadata"].get("namespace") == app["metadata"].get("namespace")
+    assert spec["executor"] == "containerd-shim-spin"
+    # CRD: every probe's httpGet has a path; every variable a name.
+    for probe in spec["checks"].values():
+        assert probe["httpGet"]["path"].startswith("/")
+    for var in spec["variables"]:
+        assert var["name"]
+    # Runtime config from our own Secret only (the operator ignores the rest when it is set).
+    assert set(spec["runtimeConfig"]) == {"loadFromSecret"}
+    assert set(spec["runtimeConfig"]) <= RUNTIME_CONFIG_FIELDS
+    # The ServiceAccount it names is rendered alongside.
+    one(docs, "ServiceAccount", spec["serviceAccountName"])
+    for field in ("requests", "limits"):
+        assert spec["resources"][field]["memory"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_executor_runs_the_spin_shim(apps, env):
+    executor = one(apps[env], "SpinAppExecutor")
+    spec = executor["spec"]
+    assert spec["createDeployment"] is True
+    config = spec["deploymentConfig"]
+    assert set(config) <= EXECUTOR_DEPLOYMENT_FIELDS
+    assert "spinImage" not in config, "the shim, not a Spin container image"
+    shim = shim_manifest()
+    assert config["runtimeClassName"] == shim["spec"]["runtimeClass"]["name"] == "wasmtime-spin-v2"
+    # The CA bundle that verifies Memorystore's TLS certificate has a template.
+    assert "ca-certificates.crt" in secret_templates()[config["caCertSecret"]]["stringData"]
+
+
+def shim_manifest() -> dict:
+    (doc,) = parse_docs((DEPLOY / "cluster" / "shim-spin.yaml").read_text())
+    return doc
+
+
+def test_shim_pins_a_spin_3_shim():
+    shim = shim_manifest()
+    assert (shim["apiVersion"], shim["kind"]) == ("runtime.spinkube.dev/v1alpha1", "Shim")
+    spec = shim["spec"]
+    # Required by runtime-class-manager v0.2.0's Shim CRD.
+    assert {"fetchStrategy", "rolloutStrategy", "runtimeClass"} <= set(spec)
+    assert spec["runtimeClass"]["handler"] and spec["runtimeClass"]["name"]
+    assert spec["rolloutStrategy"]["type"] in {"rolling", "recreate"}
+    platforms = spec["fetchStrategy"]["platforms"]
+    assert {p["arch"] for p in platforms} == {"x86_64", "aarch64"}
+    for p in platforms:
+        assert p["os"] == "linux"
+        # v0.24.0 runs Spin 3.6.3; v0.25.x runs Spin 4.0.1, which this app does not support.
+        assert "/download/v0.24.0/" in p["location"], p["location"]
+    assert spec["nodeSelector"] == {"spin": "true"}
+
+
+# --- Secrets ----------------------------------------------------------------------------------
+
+
+def test_no_overlay_renders_a_secret(rendered):
+    # Real Secrets are made with kubectl (deploy/README.md), so `kubectl apply -k` can never
+    # overwrite one with a template.
+    for name, docs in rendered.items():
+        assert not [d for d in docs if d["kind"] == "Secret"], f"{name} renders a Secret"
+
+
+def test_secret_templates_hold_only_placeholders():
+    templates = secret_templates()
+    assert templates
+    for name, doc in templates.items():
+        assert "data" not in doc, f"{name}: templates use readable stringData only"
+        for key, value in doc["stringData"].items():
+            assert isinstance(value, str)
+            assert "-----BEGIN" not in value, f"{name}/{key}: holds a PEM block"
+            for url in re.findall(r"[a-z]+://[^\s\"']+", value):
+                password = urlsplit(url).password
+                assert password in (None, PLACEHOLDER), f"{name}/{key}: password in {url}"
+            # Nothing long and random-looking (a key, a token, a password).
+            for word in re.findall(r"[A-Za-z0-9+/=_-]{20,}", value):
+                assert PLACEHOLDER in word or word.isidentifier(), f"{name}/{key}: {word}"
+            if (name, key) not in NOT_CREDENTIALS:
+                assert PLACEHOLDER in value, f"{name}/{key} must hold only a placeholder"
+
+
+def test_every_referenced_secret_has_a_template_and_every_template_is_used(rendered):
+    templates = secret_templates()
+    used: set[str] = set()
+    for docs in rendered.values():
+        for doc in docs:
+            text = json.dumps(doc)
+            for ref in re.findall(r'"secretKeyRef": \{[^}]*?"name": "([^"]+)"', text):
+                used.add(ref)
+            for ref in re.findall(r'"secretRef": \{[^}]*?"name": "([^"]+)"', text):
+                used.add(ref)
+            if doc["kind"] == "SpinApp":
+                used.add(doc["spec"]["runtimeConfig"]["loadFromSecret"])
+            if doc["kind"] == "SpinAppExecutor":
+                used.add(doc["spec"]["deploymentConfig"]["caCertSecret"])
+    assert used == set(templates), (sorted(used), sorted(templates))
+
+
+# --- The runtime config -----------------------------------------------------------------------
+
+
+def component_store_labels() -> set[str]:
+    labels = set()
+    for component in spin_manifest()["component"].values():
+        labels |= set(component.get("key_value_stores", []))
+    return labels
+
+
+def test_production_runtime_config_is_a_template_of_one_variable():
+    text = PRODUCTION_RUNTIME_CONFIG.read_text()
+    # Exactly one substitution point; any other $REDIS_URL (a comment, say) would be rewritten
+    # by envsubst as well.
+    assert text.count("${REDIS_URL}") == 1
+    assert len(re.findall(r"\$\{?REDIS_URL", text)) == 1
+    rendered = tomllib.loads(envsubst_redis_url(text, "redis://127.0.0.1:6379"))
+    assert rendered["key_value_store"]["default"]["url"] == "redis://127.0.0.1:6379"
+
+
+def test_runtime_config_secret_template_is_production_toml_rendered():
+    template = secret_templates()["license-edge-runtime-config"]
+    text = template["stringData"]["runtime-config.toml"]
+    expected = envsubst_redis_url(PRODUCTION_RUNTIME_CONFIG.read_text(), PLACEHOLDER_REDIS_URL)
+    assert text == expected, "deploy/secrets/runtime-config.yaml is out of date"
+
+
+def test_envsubst_renders_production_toml_as_the_tests_do():
+    # The README's command is `envsubst '${REDIS_URL}'`; where it is installed, check that it and
+    # the tests' rendering agree byte for byte.
+    envsubst = shutil.which("envsubst")
+    if envsubst is None:
+        pytest.skip("envsubst is not installed (Debian: gettext-base)")
+    out = subprocess.run(
+        [envsubst, "${REDIS_URL}"],
+        input=PRODUCTION_RUNTIME_CONFIG.read_text(),
+        capture_output=True,
+        text=True,
+        env={"REDIS_URL": PLACEHOLDER_REDIS_URL, "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
+    assert out == envsubst_redis_url(PRODUCTION_RUNTIME_CONFIG.read_text(), PLACEHOLDER_REDIS_URL)
+
+
+def test_runtime_config_names_the_stores_the_components_ask_for():
+    template = secret_templates()["license-edge-runtime-config"]
+    config = tomllib.loads(template["stringData"]["runtime-config.toml"])
+    stores = config["key_value_store"]
+    assert set(stores) == component_store_labels() == {"default"}
+    for label, store in stores.items():
+        assert store["type"] == "redis", label
+        url = urlsplit(store["url"])
+        # TLS and AUTH in production: Memorystore's in-transit encryption port, a password.
+        assert url.scheme == "rediss", store["url"]
+        assert url.password == PLACEHOLDER and url.port == 6378
+
+
+# --- Configuration and network ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_config_env_gives_the_addresses(env):
+    config = read_env_file(OVERLAYS / env / "config.env")
+    assert {"db_host", "token_issuer", "redis_host"} <= set(config)
+    assert config["db_host"].rsplit(":", 1)[1] == "5432"
+    assert config["redis_host"].rsplit(":", 1)[1] == "6378"
+    public_keys = (OVERLAYS / env / "public-keys.json").read_text().strip()
+    if public_keys != PLACEHOLDER:
+        assert public_keys.startswith("ed25519:") or json.loads(public_keys)["keys"]
+
+
+def egress_rules(policy: dict) -> list[tuple[str, list[tuple[str, int]]]]:
+    out = []
+    for rule in policy["spec"]["egress"]:
+        peers = rule["to"]
+        assert len(peers) == 1
+        peer = peers[0]
+        target = peer["ipBlock"]["cidr"] if "ipBlock" in peer else "kube-dns"
+        out.append((target, [(p["protocol"], p["port"]) for p in rule["ports"]]))
+    return out
+
+
+DNS = ("kube-dns", [("UDP", 53), ("TCP", 53)])
+
+
+def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
+    pg = config["db_host"].rsplit(":", 1)[0] + "/32"
+    redis = config["redis_host"].rsplit(":", 1)[0] + "/32"
+    app = one(docs, "NetworkPolicy", "license-edge-egress")
+    assert app["spec"]["policyTypes"] == ["Egress"]
+    assert app["spec"]["podSelector"]["matchLabels"] == {
+        "core.spinkube.dev/app-name": spinapp(docs)["metadata"]["name"]
+    }
+    assert egress_rules(app) == [(pg, [("TCP", 5432)]), (redis, [("TCP", 6378)]), DNS]
+    migrate = one(docs, "NetworkPolicy", "license-edge-migrate-egress")
+    assert migrate["spec"]["policyTypes"] == ["Egress"]
+    assert egress_rules(migrate) == [(pg, [("TCP", 5432)]), DNS]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_network_policies_allow_postgres_redis_and_dns_only(apps, env):
+    check_network_policies(apps[env], read_env_file(OVERLAYS / env / "config.env"))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_network_policy_addresses_follow_config_env(env, tmp_path):
+    # Render a copy of deploy/ whose config.env holds filled-in (documentation-range) addresses.
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    config_path = copy / "overlays" / env / "config.env"
+    config_path.write_text(
+        "db_host=192.0.2.10:5432\ntoken_issuer=https://licenses.example.com\n"
+        "redis_host=192.0.2.20:6378\n"
+    )
+    docs = render(copy / "overlays" / env)
+    check_network_policies(docs, read_env_file(config_path))
+    cidrs = [r[0] for r in egress_rules(one(docs, "NetworkPolicy", "license-edge-egress"))]
+    assert cidrs[:2] == ["192.0.2.10/32", "192.0.2.20/32"]
+    # The SpinApp reads db_host from the same (hashed) ConfigMap.
+    ref = variables(docs)["db_host"]["valueFrom"]["configMapKeyRef"]
+    assert one(docs, "ConfigMap", ref["name"])["data"]["db_host"] == "192.0.2.10:5432"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_migration_job_pods_are_the_ones_its_network_policy_selects(apps, rendered, env):
+    job = one(rendered[f"overlays/{env}/migrate"], "Job")
+    policy = one(apps[env], "NetworkPolicy", "license-edge-migrate-egress")
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert job["metadata"]["namespace"] == policy["metadata"]["namespace"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_images_are_set(apps, rendered, env):
+    # registry/path/name with a tag or a digest (the overlay's `images:` entry reached spec.image).
+    image = spinapp(apps[env])["spec"]["image"]
+    assert re.fullmatch(r"\S+/[^\s/:@]+(:[^\s/:@]+|@sha256:[0-9a-f]{64})", image), image
+    job = one(rendered[f"overlays/{env}/migrate"], "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?-alpine", container["image"]), container["image"]
+
+
+def test_spin_toml_outbound_hosts_use_db_host():
+    # The overlays set db_host for the allow-list; make sure spin.toml still builds it that way.
+    for name, component in spin_manifest()["component"].items():
+        for host in component.get("allowed_outbound_hosts", []):
+            assert host == "postgres://{{ db_host }}", f"{name}: {host}"
