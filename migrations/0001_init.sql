@@ -94,8 +94,8 @@ CREATE TABLE IF NOT EXISTS rate_limits (
 -- queries). `o_outcome` says what happened; the other columns are filled as far as they apply.
 
 -- Acquire a seat for a machine. The license row is locked FOR UPDATE for the seat decision
--- only, so concurrent acquires on one license are serialized and never oversell, across any
--- number of app instances.
+-- only (after the rate limit and before the seat count), so concurrent acquires on one license
+-- are serialized and never oversell, across any number of app instances.
 CREATE OR REPLACE FUNCTION le_acquire(
     p_key_hash TEXT, p_machine_hash TEXT, p_new_session_id TEXT, p_user_agent TEXT,
     p_metadata JSONB, p_now BIGINT,
@@ -109,27 +109,22 @@ DECLARE
     lic licenses%ROWTYPE;
     win BIGINT := p_now - (p_now % 60000);
     tries INT;
-    existing sessions%ROWTYPE;
     live INT;
     soonest BIGINT;
+    existing TEXT;
     lease_end BIGINT;
 BEGIN
-    SELECT * INTO lic FROM licenses l WHERE l.key_hash = p_key_hash FOR UPDATE;
+    SELECT l.id, l.rate_limit_per_minute INTO lic.id, lic.rate_limit_per_minute
+    FROM licenses l WHERE l.key_hash = p_key_hash;
     IF NOT FOUND THEN
         INSERT INTO audit_events (occurred_at, actor, action, outcome, details)
         VALUES (p_now, 'client', 'session.acquire', 'unknown_key', '{}');
         o_outcome := 'unknown_key';
         RETURN;
     END IF;
-    o_license_id := lic.id;
-    o_organization_id := lic.organization_id;
-    o_plan := lic.plan;
-    o_features := lic.features;
-    o_max_seats := lic.max_seats;
-    o_license_expires_at := lic.expires_at;
-    o_lease_seconds := lic.lease_seconds;
-    SELECT p.code INTO o_product FROM products p WHERE p.id = lic.product_id;
 
+    -- Count the attempt before taking the lock, so a flood of refused attempts never queues
+    -- behind (or in front of) the seat decisions.
     INSERT INTO rate_limits AS r (license_id, window_start, attempts) VALUES (lic.id, win, 1)
     ON CONFLICT (license_id, window_start) DO UPDATE SET attempts = r.attempts + 1
     RETURNING r.attempts INTO tries;
@@ -139,6 +134,17 @@ BEGIN
     o_rate_limit := lic.rate_limit_per_minute;
     o_rate_remaining := greatest(lic.rate_limit_per_minute - tries, 0);
     o_rate_reset_at := win + 60000;
+
+    -- The seat decision: from here to the end of the statement the license row is locked.
+    SELECT * INTO lic FROM licenses l WHERE l.id = lic.id FOR UPDATE;
+    o_license_id := lic.id;
+    o_organization_id := lic.organization_id;
+    o_plan := lic.plan;
+    o_features := lic.features;
+    o_max_seats := lic.max_seats;
+    o_license_expires_at := lic.expires_at;
+    o_lease_seconds := lic.lease_seconds;
+    SELECT p.code INTO o_product FROM products p WHERE p.id = lic.product_id;
     IF tries > lic.rate_limit_per_minute THEN
         o_outcome := 'rate_limited';
     ELSIF lic.status <> 'active' THEN
@@ -146,51 +152,42 @@ BEGIN
     ELSIF lic.expires_at IS NOT NULL AND lic.expires_at <= p_now THEN
         o_outcome := 'expired';
     END IF;
-    IF o_outcome IS NOT NULL THEN
-        INSERT INTO audit_events (occurred_at, organization_id, license_id, actor, action, outcome, details)
-        VALUES (p_now, lic.organization_id, lic.id, 'client', 'session.acquire', o_outcome,
-                jsonb_build_object('machine_hash', p_machine_hash));
-        RETURN;
-    END IF;
 
-    lease_end := p_now + lic.lease_seconds::BIGINT * 1000;
-    IF lic.expires_at IS NOT NULL THEN
-        lease_end := least(lease_end, lic.expires_at);
-    END IF;
-
-    SELECT * INTO existing FROM sessions s
-    WHERE s.license_id = lic.id AND s.machine_hash = p_machine_hash
-      AND s.ended_at IS NULL AND s.expires_at > p_now
-    ORDER BY s.expires_at DESC LIMIT 1;
-    IF FOUND THEN
-        UPDATE sessions s SET last_heartbeat_at = p_now, expires_at = greatest(s.expires_at, lease_end)
-        WHERE s.id = existing.id
-        RETURNING s.id, s.expires_at INTO o_session_id, o_session_expires_at;
-        o_outcome := 'existing';
-    ELSE
-        SELECT count(*), min(s.expires_at) INTO live, soonest FROM sessions s
+    IF o_outcome IS NULL THEN
+        -- One pass over the live sessions: how many, the soonest lapse, and this machine's.
+        SELECT count(*), min(s.expires_at),
+               (array_agg(s.id ORDER BY s.expires_at DESC) FILTER (WHERE s.machine_hash = p_machine_hash))[1]
+        INTO live, soonest, existing
+        FROM sessions s
         WHERE s.license_id = lic.id AND s.ended_at IS NULL AND s.expires_at > p_now;
-        IF live >= lic.max_seats THEN
+
+        lease_end := p_now + lic.lease_seconds::BIGINT * 1000;
+        IF lic.expires_at IS NOT NULL THEN
+            lease_end := least(lease_end, lic.expires_at);
+        END IF;
+        IF existing IS NOT NULL THEN
+            UPDATE sessions s SET last_heartbeat_at = p_now, expires_at = greatest(s.expires_at, lease_end)
+            WHERE s.id = existing
+            RETURNING s.id, s.expires_at INTO o_session_id, o_session_expires_at;
+            o_outcome := 'existing';
+            o_active_seats := live;
+        ELSIF live >= lic.max_seats THEN
             o_outcome := 'no_seats';
             o_active_seats := live;
             o_next_available_at := soonest;
-            INSERT INTO audit_events (occurred_at, organization_id, license_id, actor, action, outcome, details)
-            VALUES (p_now, lic.organization_id, lic.id, 'client', 'session.acquire', 'no_seats',
-                    jsonb_build_object('machine_hash', p_machine_hash, 'active_seats', live));
-            RETURN;
+        ELSE
+            INSERT INTO sessions (id, license_id, machine_hash, user_agent, metadata, started_at,
+                                  last_heartbeat_at, expires_at)
+            VALUES (p_new_session_id, lic.id, p_machine_hash, p_user_agent, p_metadata, p_now, p_now, lease_end);
+            o_session_id := p_new_session_id;
+            o_session_expires_at := lease_end;
+            o_outcome := 'created';
+            o_active_seats := live + 1;
         END IF;
-        INSERT INTO sessions (id, license_id, machine_hash, user_agent, metadata, started_at,
-                              last_heartbeat_at, expires_at)
-        VALUES (p_new_session_id, lic.id, p_machine_hash, p_user_agent, p_metadata, p_now, p_now, lease_end);
-        o_session_id := p_new_session_id;
-        o_session_expires_at := lease_end;
-        o_outcome := 'created';
     END IF;
-    SELECT count(*) INTO o_active_seats FROM sessions s
-    WHERE s.license_id = lic.id AND s.ended_at IS NULL AND s.expires_at > p_now;
     INSERT INTO audit_events (occurred_at, organization_id, license_id, session_id, actor, action, outcome, details)
     VALUES (p_now, lic.organization_id, lic.id, o_session_id, 'client', 'session.acquire', o_outcome,
-            jsonb_build_object('machine_hash', p_machine_hash));
+            jsonb_build_object('machine_hash', p_machine_hash, 'active_seats', o_active_seats));
 END;
 $$;
 

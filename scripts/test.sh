@@ -84,6 +84,12 @@ for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
 export LE_TEST_PG_PORT="$PG_PORT" LE_TEST_REDIS_PORT="$REDIS_PORT" LE_TEST_PG_BIN="$PG_BIN"
 
 # --- Tests -------------------------------------------------------------------------------
+if [ -n "${LE_BENCH:-}" ]; then
+  log "cargo bench -p integration-tests --bench $LE_BENCH"
+  cargo bench -p integration-tests --bench "$LE_BENCH"
+  exit 0
+fi
+
 # Arguments, if any, go to cargo test (e.g. `scripts/test.sh -p integration-tests --test health`).
 if [ "$#" -gt 0 ]; then
   log "cargo test $*"

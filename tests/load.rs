@@ -113,7 +113,10 @@ where
     }
 }
 
-async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+/// One keep-alive HTTP/1.1 connection to `addr`.
+pub async fn connect(
+    addr: SocketAddr,
+) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream.set_nodelay(true).ok()?;
     let (sender, conn) =

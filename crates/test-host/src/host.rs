@@ -274,7 +274,13 @@ fn engine() -> Result<&'static Engine> {
     pool.total_component_instances(1000)
         .total_core_instances(2000)
         .total_memories(2000)
-        .total_tables(2000);
+        .total_tables(2000)
+        // Reset a reused slot's first pages with memset instead of handing them back to the
+        // kernel, so the next instance takes no page faults on them (a request touches about
+        // 1 MiB of linear memory).
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(128 << 10);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     if let Ok(cache) = wasmtime::Cache::from_file(None) {
         config.cache(Some(cache));

@@ -1,0 +1,163 @@
+//! Acquire + release cycles per second and their latency over loopback HTTP with real
+//! PostgreSQL, at concurrency 1, 16 and 64, on one license with many seats.
+//!
+//! Run: `scripts/bench.sh seats` (starts PostgreSQL and Redis like the tests).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use integration_tests::{
+    app, create_license, load, migrated_database, redis_runtime_config, redis_url, LicenseSpec,
+};
+use serde_json::json;
+use spin_test_host::kv::Backend;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CYCLES: usize = 6_000;
+
+fn us(d: Duration) -> String {
+    format!("{:.0} us", d.as_secs_f64() * 1e6)
+}
+
+async fn send(
+    s: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> (u16, Bytes) {
+    let resp = s.send_request(req).await.expect("a response");
+    let status = resp.status().as_u16();
+    (
+        status,
+        resp.into_body().collect().await.expect("a body").to_bytes(),
+    )
+}
+
+async fn cycles(addr: SocketAddr, key: Arc<String>, concurrency: usize) -> (f64, Vec<Duration>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(CYCLES)));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (next, lat, key) = (next.clone(), lat.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = load::connect(addr).await.expect("connect");
+            let auth = format!("Bearer {key}");
+            while next.fetch_add(1, Ordering::Relaxed) < CYCLES {
+                let t = Instant::now();
+                let body = json!({"machine_id": format!("bench-{w}")}).to_string();
+                let req = load::request(
+                    "POST",
+                    addr,
+                    "/api/v1/licenses/acquire",
+                    &[
+                        ("authorization", &auth),
+                        ("content-type", "application/json"),
+                    ],
+                    body,
+                );
+                let (status, body) = send(&mut s, req).await;
+                assert!(
+                    status == 201 || status == 200,
+                    "acquire answered {status}: {body:?}"
+                );
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let path = format!(
+                    "/api/v1/licenses/sessions/{}",
+                    v["session_id"].as_str().unwrap()
+                );
+                let req = load::request(
+                    "DELETE",
+                    addr,
+                    &path,
+                    &[("authorization", &auth)],
+                    Vec::new(),
+                );
+                let (status, _) = send(&mut s, req).await;
+                assert_eq!(status, 200);
+                lat.lock().unwrap().push(t.elapsed());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let mut lat = std::mem::take(&mut *lat.lock().unwrap());
+    lat.sort();
+    (lat.len() as f64 / elapsed.as_secs_f64(), lat)
+}
+
+#[tokio::main]
+async fn main() {
+    let db = migrated_database().await;
+    let kv = Backend::redis(&redis_url()).unwrap();
+    let spec = LicenseSpec {
+        max_seats: 10_000,
+        rate_limit_per_minute: 1_000_000_000,
+        ..Default::default()
+    };
+    let lic = create_license(&db, &kv, spec).await;
+    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
+    // In-process, sequential: what one acquire and one release cost through the host.
+    let auth = format!("Bearer {}", lic.key);
+    let (mut acq, mut rel, mut health) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..3000 {
+        let t = Instant::now();
+        let body = json!({"machine_id": format!("inproc-{i}")}).to_string();
+        let r = host
+            .request(
+                "POST",
+                "/api/v1/licenses/acquire",
+                &[("authorization", &auth)],
+                body,
+            )
+            .await
+            .unwrap();
+        acq.push(t.elapsed());
+        let path = format!(
+            "/api/v1/licenses/sessions/{}",
+            r.json()["session_id"].as_str().unwrap()
+        );
+        let t = Instant::now();
+        assert_eq!(
+            host.request("DELETE", &path, &[("authorization", &auth)], Vec::new())
+                .await
+                .unwrap()
+                .status,
+            200
+        );
+        rel.push(t.elapsed());
+        let t = Instant::now();
+        host.get("/api/v1/health").await.unwrap();
+        health.push(t.elapsed());
+    }
+    for (name, lat) in [
+        ("acquire", &mut acq),
+        ("release", &mut rel),
+        ("health", &mut health),
+    ] {
+        lat.sort();
+        println!(
+            "in-process {name}: p50 {} p99 {}",
+            us(lat[lat.len() / 2]),
+            us(lat[lat.len() * 99 / 100])
+        );
+    }
+
+    let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let key = Arc::new(lic.key.clone());
+    cycles(addr, key.clone(), 8).await; // warm up: pools, instances, plans
+    println!("| connections | cycles | cycles/s | p50 cycle | p99 cycle |");
+    println!("|---:|---:|---:|---:|---:|");
+    for concurrency in [1, 16, 64] {
+        let (rate, lat) = cycles(addr, key.clone(), concurrency).await;
+        println!(
+            "| {concurrency} | {} | {rate:.0} | {} | {} |",
+            lat.len(),
+            us(lat[lat.len() / 2]),
+            us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)])
+        );
+    }
+    server.abort();
+}

@@ -1,0 +1,104 @@
+//! Validate throughput and latency over loopback HTTP at concurrency 1, 16 and 64, beside the
+//! health route in the same run, and the in-process cost of one validation.
+//!
+//! Run: `scripts/bench.sh validate` (starts PostgreSQL and Redis like the tests).
+
+use integration_tests::{
+    app, create_license, load, migrated_database, redis_runtime_config, redis_url, LicenseSpec,
+};
+use serde_json::json;
+use spin_test_host::kv::Backend;
+use std::time::{Duration, Instant};
+
+const REQUESTS: usize = 20_000;
+
+fn us(d: Duration) -> String {
+    format!("{:.0} us", d.as_secs_f64() * 1e6)
+}
+
+#[tokio::main]
+async fn main() {
+    let db = migrated_database().await;
+    let kv = Backend::redis(&redis_url()).unwrap();
+    let lic = create_license(
+        &db,
+        &kv,
+        LicenseSpec {
+            max_seats: 1000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
+    let auth = format!("Bearer {}", lic.key);
+    let r = host
+        .request(
+            "POST",
+            "/api/v1/licenses/acquire",
+            &[("authorization", &auth)],
+            json!({"machine_id": "bench"}).to_string(),
+        )
+        .await
+        .unwrap();
+    let token = r.json()["license_token"].as_str().unwrap().to_owned();
+    let body = json!({"token": token, "machine_id": "bench"}).to_string();
+
+    // In-process: the whole request through the host, sequentially.
+    for _ in 0..500 {
+        host.request("POST", "/api/v1/licenses/validate", &[], body.clone())
+            .await
+            .unwrap();
+    }
+    let mut lat = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        let t = Instant::now();
+        let r = host
+            .request("POST", "/api/v1/licenses/validate", &[], body.clone())
+            .await
+            .unwrap();
+        assert_eq!(r.json()["code"], "VALID");
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "in-process validate: p50 {} p99 {}",
+        us(lat[lat.len() / 2]),
+        us(lat[lat.len() * 99 / 100])
+    );
+
+    let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    println!("| route | connections | requests | req/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for concurrency in [1, 16, 64] {
+        let health = load::run(addr, concurrency, REQUESTS, move |_| {
+            load::request("GET", addr, "/api/v1/health/", &[], Vec::new())
+        })
+        .await;
+        assert_eq!(health.count(200), REQUESTS);
+        let b = body.clone();
+        let validate = load::run(addr, concurrency, REQUESTS, move |_| {
+            load::request(
+                "POST",
+                addr,
+                "/api/v1/licenses/validate/",
+                &[("content-type", "application/json")],
+                b.clone(),
+            )
+        })
+        .await;
+        assert_eq!(validate.count(200), REQUESTS);
+        for (name, r) in [("health", &health), ("validate", &validate)] {
+            println!(
+                "| {name} | {concurrency} | {REQUESTS} | {:.0} | {} | {} |",
+                r.per_second(),
+                us(r.percentile(0.5)),
+                us(r.percentile(0.99))
+            );
+        }
+        println!(
+            "| validate / health throughput | {concurrency} | | {:.2} | | |",
+            validate.per_second() / health.per_second()
+        );
+    }
+    server.abort();
+}
