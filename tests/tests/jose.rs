@@ -13,7 +13,11 @@ fn python(args: &[&str]) -> Result<String, String> {
     let python = std::env::var("LE_TEST_PYTHON")
         .expect("LE_TEST_PYTHON is not set: run the tests with scripts/test.sh");
     let script = integration_tests::root().join("tests/python/jose_interop.py");
-    let out = Command::new(python).arg(script).args(args).output().expect("run python");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
@@ -31,7 +35,12 @@ async fn pyjwt_verifies_our_tokens_and_we_validate_pyjwt_tokens() {
 
     let auth = format!("Bearer {}", lic.key);
     let r = host
-        .request("POST", "/api/v1/licenses/acquire", &[("authorization", &auth)], json!({"machine_id": "py"}).to_string())
+        .request(
+            "POST",
+            "/api/v1/licenses/acquire",
+            &[("authorization", &auth)],
+            json!({"machine_id": "py"}).to_string(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
@@ -53,9 +62,11 @@ async fn pyjwt_verifies_our_tokens_and_we_validate_pyjwt_tokens() {
     let mut tampered = token.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    let refused = tokio::task::spawn_blocking(move || python(&["verify", &jwks_url, &tampered, "cad-pro", ISSUER]))
-        .await
-        .unwrap();
+    let refused = tokio::task::spawn_blocking(move || {
+        python(&["verify", &jwks_url, &tampered, "cad-pro", ISSUER])
+    })
+    .await
+    .unwrap();
     assert!(refused.is_err(), "PyJWT must refuse a tampered token");
 
     // PyJWT signs with the same key; our validate accepts it.
@@ -65,12 +76,19 @@ async fn pyjwt_verifies_our_tokens_and_we_validate_pyjwt_tokens() {
         "iss": ISSUER, "sub": lic.id, "aud": "cad-pro", "iat": now, "nbf": now, "exp": now + 600,
         "sid": "ses_0123456789abcdef0123456789abcdef", "jti": "ses_0123456789abcdef0123456789abcdef",
     });
-    let foreign = tokio::task::spawn_blocking(move || python(&["sign", &seed_hex, TEST_KID, &claims.to_string()]))
-        .await
-        .unwrap()
-        .expect("PyJWT signs");
+    let foreign = tokio::task::spawn_blocking(move || {
+        python(&["sign", &seed_hex, TEST_KID, &claims.to_string()])
+    })
+    .await
+    .unwrap()
+    .expect("PyJWT signs");
     let r = host
-        .request("POST", "/api/v1/licenses/validate", &[], json!({"token": foreign}).to_string())
+        .request(
+            "POST",
+            "/api/v1/licenses/validate",
+            &[],
+            json!({"token": foreign}).to_string(),
+        )
         .await
         .unwrap();
     assert_eq!(r.json()["code"], "VALID", "{}", r.text());
