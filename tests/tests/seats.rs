@@ -363,6 +363,17 @@ async fn borrow_rules() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// One refusal: method, path, authorization, content type, body, status, code.
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<String>,
+    Option<&'a str>,
+    String,
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn every_refusal_leaves_seats_and_licenses_unchanged() {
     let w = world().await;
@@ -400,15 +411,7 @@ async fn every_refusal_leaves_seats_and_licenses_unchanged() {
     let body = json!({"machine_id": "m2"}).to_string();
     let key = format!("Bearer {}", lic.key);
     // (method, path, authorization, content type, body, status, code)
-    let cases: Vec<(
-        &str,
-        String,
-        Option<String>,
-        Option<&str>,
-        String,
-        u16,
-        &str,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             ACQUIRE.into(),

@@ -336,6 +336,9 @@ async fn jwks_is_public_cacheable_and_get_only() {
     assert_eq!(r.json()["error"]["code"], "method_not_allowed");
 }
 
+/// One row of the bad-input table: method, headers, body, expected status, expected code.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, String, u16, &'a str);
+
 /// The bad-input table: every malformed request gets its documented 4xx (or a 200
 /// `valid:false` for a well-formed request about a bad token), never a 500.
 #[tokio::test]
@@ -371,7 +374,7 @@ async fn bad_input_table() {
     let long_machine = "m".repeat(300);
     let huge = "a".repeat(20_000);
     // (method, headers, body, expected status, expected code)
-    let cases: Vec<(&str, Vec<(&str, String)>, String, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", vec![], "".into(), 400, "missing_field"),
         ("POST", vec![], "{}".into(), 400, "missing_field"),
         (
