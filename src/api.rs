@@ -90,6 +90,30 @@ pub enum ApiError {
         /// The longest borrow allowed, in seconds.
         max_seconds: u32,
     },
+    /// An id in the path or body names nothing that exists.
+    NoSuch {
+        /// What kind of thing (`organization`, `product`, `license`, `session`).
+        resource: &'static str,
+    },
+    /// A body field or query parameter the route does not know (a typo must not be ignored).
+    UnknownField {
+        /// The name as the client sent it (cut to a safe length).
+        field: String,
+    },
+    /// The organization already has a product with this code.
+    DuplicateProductCode,
+    /// The license is revoked, and revocation is final: it cannot be changed any more.
+    RevocationIsFinal {
+        /// What was refused (`reinstate`, `suspend`, `update`).
+        action: &'static str,
+    },
+    /// The change is recorded in PostgreSQL but could not be written to the key-value store,
+    /// so validation may not see it yet. Retrying the request, or the key-value rebuild,
+    /// propagates it.
+    ChangeNotPropagated,
+    /// The key-value store could not be written, before anything was recorded (or during a
+    /// rebuild, which can simply be run again).
+    KeyValueUnavailable,
     /// PostgreSQL could not be reached or failed; the request had no effect.
     DatabaseUnavailable,
     /// The key-value store could not be read, so an authoritative answer cannot be given.
@@ -228,6 +252,45 @@ impl ApiError {
                 format!("a borrow may last at most {max_seconds} s"),
                 json!({ "max_seconds": max_seconds }),
             ),
+            ApiError::NoSuch { resource } => (
+                404,
+                "not_found",
+                format!("no {resource} with this id"),
+                json!({ "resource": resource }),
+            ),
+            ApiError::UnknownField { field } => (
+                400,
+                "invalid_field",
+                format!("`{field}` is not a known field"),
+                json!({ "field": field, "reason": "is not a known field" }),
+            ),
+            ApiError::DuplicateProductCode => (
+                409,
+                "duplicate_product_code",
+                "the organization already has a product with this code".to_owned(),
+                json!({}),
+            ),
+            ApiError::RevocationIsFinal { action } => (
+                409,
+                "revocation_is_final",
+                format!("the license is revoked and revocation is final: it cannot {action}"),
+                json!({ "status": "revoked", "action": action }),
+            ),
+            ApiError::ChangeNotPropagated => (
+                503,
+                "revocation_unavailable",
+                "the change is recorded, but the key-value store could not be written, so \
+                 validation may not see it yet; retry the request or POST /api/v1/admin/kv/rebuild \
+                 to propagate it"
+                    .to_owned(),
+                json!({ "recorded": true }),
+            ),
+            ApiError::KeyValueUnavailable => (
+                503,
+                "key_value_unavailable",
+                "the key-value store is unavailable; retry later".to_owned(),
+                json!({}),
+            ),
             ApiError::DatabaseUnavailable => (
                 503,
                 "database_unavailable",
@@ -333,6 +396,16 @@ mod tests {
             },
             ApiError::BorrowNotAllowed,
             ApiError::BorrowTooLong { max_seconds: 1 },
+            ApiError::NoSuch {
+                resource: "license",
+            },
+            ApiError::UnknownField { field: "x".into() },
+            ApiError::DuplicateProductCode,
+            ApiError::RevocationIsFinal {
+                action: "be reinstated",
+            },
+            ApiError::ChangeNotPropagated,
+            ApiError::KeyValueUnavailable,
             ApiError::DatabaseUnavailable,
             ApiError::RevocationUnavailable,
         ];
@@ -477,5 +550,104 @@ mod body_tests {
         assert!(optional_string(body, "b", 10).is_err());
         assert!(optional_string(body, "c", 10).is_err());
         assert!(optional_string(body, "e", 3).is_err());
+    }
+}
+
+/// Compares two secrets without leaking, through timing, where they first differ or how long
+/// the expected one is: both are hashed with SHA-256 and the digests compared in full.
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // `black_box` keeps the optimizer from turning the fold into an early-exit comparison.
+    core::hint::black_box(diff) == 0
+}
+
+/// One operation of the HTTP API as `openapi.json` documents it: the method, the path template
+/// (`{name}` for a parameter) and every status the operation can answer.
+///
+/// A 405 belongs to a path rather than an operation (any other method gets it) and an
+/// unexpected 500 to no operation, so neither is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The method, upper case.
+    pub method: &'static str,
+    /// The path template, as in `openapi.json`.
+    pub path: &'static str,
+    /// Every status the operation can answer.
+    pub statuses: &'static [u16],
+}
+
+/// The public (non-admin) operations, served by the health, validate and acquire components.
+/// The admin component's own table is [`crate::admin::ADMIN_PATHS`]; a test holds both to
+/// `openapi.json`.
+pub const PUBLIC_ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/health/",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/health/ready/",
+        statuses: &[200, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/openapi.json",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/licenses/validate/",
+        statuses: &[200, 400, 413, 415, 503],
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/.well-known/jwks.json",
+        statuses: &[200],
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/licenses/acquire/",
+        statuses: &[200, 201, 400, 401, 403, 409, 413, 415, 429, 503],
+    },
+    RouteSpec {
+        method: "PATCH",
+        path: "/api/v1/licenses/sessions/{session_id}/heartbeat/",
+        statuses: &[200, 401, 403, 404, 410, 503],
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/licenses/sessions/{session_id}/borrow/",
+        statuses: &[200, 400, 401, 403, 404, 410, 413, 415, 503],
+    },
+    RouteSpec {
+        method: "DELETE",
+        path: "/api/v1/licenses/sessions/{session_id}/",
+        statuses: &[200, 401, 404, 503],
+    },
+];
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_secrets() {
+        assert!(constant_time_eq(b"secret-token", b"secret-token"));
+        for other in [
+            &b""[..],
+            b"secret-toke",
+            b"secret-tokenn",
+            b"Secret-token",
+            b"x",
+        ] {
+            assert!(!constant_time_eq(other, b"secret-token"), "{other:?}");
+        }
+        assert!(constant_time_eq(b"", b""));
     }
 }

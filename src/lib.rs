@@ -14,9 +14,11 @@
 //! - [`error`]: [`TokenError`], the one error type for tokens and keys, with stable codes;
 //! - [`json`]: a JSON object parser that refuses duplicate keys;
 //! - [`api`] and [`time`]: the HTTP API's shared vocabulary.
+//! - [`admin`]: the admin API's routes, request checks and answers.
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod cache;
 pub mod claims;

@@ -347,3 +347,105 @@ pub fn now_ms() -> i64 {
         .expect("the clock is after 1970")
         .as_millis() as i64
 }
+
+/// `Authorization` for the test app's admin API.
+pub fn admin_auth() -> String {
+    format!("Bearer {TEST_ADMIN_TOKEN}")
+}
+
+/// Sends an admin API request with the test admin token; `body` is sent as JSON unless null.
+pub async fn admin_request(
+    host: &Host,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> spin_test_host::TestResponse {
+    let auth = admin_auth();
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    host.request(
+        method,
+        path,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await
+    .expect("the admin request is answered")
+}
+
+/// Every admin operation as (method, path template), from the core's route table: the one
+/// list the 401 test and the OpenAPI test both use.
+pub fn admin_operations() -> Vec<(&'static str, &'static str)> {
+    license_edge::admin::routes()
+        .map(|r| (r.method, r.path))
+        .collect()
+}
+
+/// Fills a path template's `{parameter}` with a plausible id of its kind.
+pub fn fill_template(template: &str) -> String {
+    template
+        .replace("{organization_id}", "org_0123456789abcdef0123456789abcdef")
+        .replace("{product_id}", "prod_0123456789abcdef0123456789abcdef")
+        .replace("{license_id}", "lic_0123456789abcdef0123456789abcdef")
+        .replace("{session_id}", "ses_0123456789abcdef0123456789abcdef")
+}
+
+/// A license made through the admin API: org, product and license ids, and the key.
+#[derive(Debug, Clone)]
+pub struct AdminLicense {
+    /// Organization id.
+    pub organization_id: String,
+    /// Product id.
+    pub product_id: String,
+    /// Product code.
+    pub product_code: String,
+    /// License id.
+    pub id: String,
+    /// The license key, shown once at creation.
+    pub key: String,
+}
+
+/// Creates an organization, a product and a license through the admin API; `license` is
+/// merged into the create body (`product_id` is filled in).
+pub async fn admin_license(host: &Host, license: serde_json::Value) -> AdminLicense {
+    let r = admin_request(
+        host,
+        "POST",
+        "/api/v1/admin/organizations",
+        serde_json::json!({"name": "Acme"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let org = r.json()["id"].as_str().expect("an org id").to_owned();
+    let r = admin_request(
+        host,
+        "POST",
+        "/api/v1/admin/products",
+        serde_json::json!({"organization_id": org, "code": "cad-pro", "name": "CAD Pro"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let product = r.json()["id"].as_str().expect("a product id").to_owned();
+    let mut body = serde_json::json!({"product_id": product, "max_seats": 5});
+    if let (Some(b), Some(extra)) = (body.as_object_mut(), license.as_object()) {
+        for (k, v) in extra {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let r = admin_request(host, "POST", "/api/v1/admin/licenses", body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    AdminLicense {
+        organization_id: org,
+        product_id: product,
+        product_code: "cad-pro".into(),
+        id: v["id"].as_str().expect("a license id").to_owned(),
+        key: v["license_key"].as_str().expect("the key").to_owned(),
+    }
+}

@@ -1,15 +1,620 @@
-//! The `admin` component. Its capability is not built yet: every route it owns answers 501 with
-//! the error envelope, so clients get a clear, stable refusal rather than a Spin default.
+//! The `admin` component: organizations, products, licenses, sessions, the audit trail and the
+//! key-value rebuild, under `/api/v1/admin/`.
+//!
+//! Every request is authorized first, with the `admin_token` variable compared in constant
+//! time: without it every path answers the same 401, so nothing about the routes leaks. Then
+//! the core (`license_edge::admin`) routes and checks the request, one SQL function of
+//! `migrations/0002_admin.sql` does the work in one round trip, and the core shapes the answer.
+//!
+//! Changes validation must see are written through to the key-value store in the same
+//! request, after PostgreSQL (the source of truth): a key-value failure then answers 503
+//! `revocation_unavailable` saying the change is recorded, and a retry or the rebuild
+//! propagates it. A new license is the exception: its entry is written *before* the row,
+//! because the key is shown only once and a 503 after the insert would lose it; an entry
+//! without a row is harmless (no token can name that license) and is removed on failure.
 
-use edge_http::{error, new_request_id};
+use edge_http::db::{self, text_or_null, Row};
+use edge_http::{
+    error, header, json, method_name, new_request_id, normalized_path, now_millis, random16,
+};
+use license_edge::admin::{
+    self, audit_event_json, authorize, created_license_json, from_db, is_id, license_detail_json,
+    license_json, license_state, list_body, new_id, new_license_key, organization_json, paginate,
+    parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_query,
+    parse_status_change, product_json, rebuild_json, released_json, route, session_json,
+    updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint, License, LicenseDetail,
+    LicenseStanding, Organization, Product, Session, StatusAction, MAX_EMBEDDED_SESSIONS,
+};
 use license_edge::api::ApiError;
-use spin_sdk::http::{IntoResponse, Request};
+use license_edge::edge::{encode, license_key, session_key, LicenseStatus, SessionEnded};
+use license_edge::seats::{is_session_id, license_key_hash};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
+use spin_sdk::pg4::{Connection, ParameterValue as P};
+use spin_sdk::{key_value, variables};
+
+/// Rows per round trip of the key-value rebuild.
+const REBUILD_BATCH: i32 = 500;
+/// The rebuild's second pass rereads licenses changed since this long before it started, so
+/// that a change racing the first pass (on any replica, with some clock skew) is not
+/// overwritten by the older state read before it.
+const REBUILD_RECHECK_MS: i64 = 5_000;
 
 #[http_component]
-fn handle(_req: Request) -> impl IntoResponse {
-    error(
-        &ApiError::NotImplemented { feature: "admin" },
-        &new_request_id(),
-    )
+fn handle(req: Request) -> impl IntoResponse {
+    let request_id = new_request_id();
+    let mut resp = serve(&req).unwrap_or_else(|e| error(&e, &request_id));
+    resp.set_header("x-request-id", request_id);
+    resp
+}
+
+fn serve(req: &Request) -> Result<Response, ApiError> {
+    let token = variables::get("admin_token").map_err(|e| {
+        eprintln!("admin: admin_token variable: {e}");
+        ApiError::Unauthorized
+    })?;
+    authorize(header(req, "authorization"), &token)?;
+    let routed = route(method_name(req.method()), &normalized_path(req))?;
+    let id = routed.param.as_deref().unwrap_or_default();
+    let now = now_millis();
+    let q = req.query();
+    match routed.endpoint {
+        Endpoint::ListOrganizations => list_organizations(q),
+        Endpoint::CreateOrganization => create_organization(req, now),
+        Endpoint::GetOrganization => get_organization(q, id),
+        Endpoint::OrganizationAudit => audit(q, "organization", id),
+        Endpoint::ListProducts => list_products(q),
+        Endpoint::CreateProduct => create_product(req, now),
+        Endpoint::GetProduct => get_product(q, id),
+        Endpoint::ListLicenses => list_licenses(q),
+        Endpoint::CreateLicense => create_license(req, now),
+        Endpoint::GetLicense => get_license(q, id, now),
+        Endpoint::UpdateLicense => update_license(req, id, now),
+        Endpoint::SuspendLicense => set_status(req, id, StatusAction::Suspend, now),
+        Endpoint::ReinstateLicense => set_status(req, id, StatusAction::Reinstate, now),
+        Endpoint::RevokeLicense => set_status(req, id, StatusAction::Revoke, now),
+        Endpoint::LicenseSessions => license_sessions(q, id, now),
+        Endpoint::LicenseAudit => audit(q, "license", id),
+        Endpoint::ReleaseSession => release_session(q, id, now),
+        Endpoint::RebuildKv => rebuild(q, now),
+    }
+}
+
+// --- Plumbing --------------------------------------------------------------------------------
+
+/// Calls an admin SQL function; answers its outcome and body, or its refusal as an error.
+fn call(conn: &Connection, sql: &str, params: &[P]) -> Result<(String, Value), ApiError> {
+    let set = db::query(conn, sql, params)?;
+    let row = Row::first(&set)?;
+    let outcome = row.required_text("o_outcome")?;
+    admin::outcome(&outcome)?;
+    Ok((outcome, row.json("o_body")?))
+}
+
+fn decode<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    from_db(body).inspect_err(|_| {
+        eprintln!("admin: the database answered a body of an unexpected shape");
+    })
+}
+
+fn no_query(q: &str) -> Result<(), ApiError> {
+    parse_query(q, &[]).map(|_| ())
+}
+
+fn checked_id(prefix: &str, id: &str, resource: &'static str) -> Result<String, ApiError> {
+    if is_id(prefix, id) {
+        Ok(id.to_owned())
+    } else {
+        Err(ApiError::NoSuch { resource })
+    }
+}
+
+fn content_type(req: &Request) -> Option<&str> {
+    header(req, "content-type")
+}
+
+fn created(body: &Value, location: String) -> Response {
+    let mut resp = json(201, body);
+    resp.set_header("location", location);
+    resp
+}
+
+fn cursor_params(cursor: Option<Cursor>) -> [P; 2] {
+    match cursor {
+        Some(c) => [P::Int64(c.at), P::Str(c.id)],
+        None => [P::DbNull, P::DbNull],
+    }
+}
+
+fn limit_param(limit: u32) -> P {
+    // Invariant: limit <= MAX_PAGE (100), far inside i32.
+    P::Int32(i32::try_from(limit).unwrap_or(i32::MAX))
+}
+
+fn store() -> Result<key_value::Store, key_value::Error> {
+    key_value::Store::open_default()
+}
+
+/// Writes a license's standing to the read model after PostgreSQL recorded it.
+fn propagate(
+    id: &str,
+    status: LicenseStatus,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<(), ApiError> {
+    store()
+        .and_then(|s| {
+            s.set(
+                &license_key(id),
+                &encode(&license_state(status, expires_at, now)),
+            )
+        })
+        .map_err(|e| {
+            eprintln!(
+                "admin: license {id} changed in PostgreSQL, but the key-value store failed: {e}"
+            );
+            ApiError::ChangeNotPropagated
+        })
+}
+
+// --- Organizations and products ---------------------------------------------------------------
+
+fn list_organizations(q: &str) -> Result<Response, ApiError> {
+    let q = parse_query(q, &["limit", "cursor"])?;
+    let limit = q.limit()?;
+    let [at, id] = cursor_params(q.cursor()?);
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_organizations($1::bigint, $2::text, $3::int)",
+        &[at, id, limit_param(limit)],
+    )?;
+    let items: Vec<Organization> = decode(body)?;
+    let (items, next) = paginate(items, limit, |o| {
+        Cursor {
+            at: o.created_at,
+            id: o.id.clone(),
+        }
+        .encode()
+    });
+    Ok(json(
+        200,
+        &list_body(items.iter().map(organization_json).collect(), next),
+    ))
+}
+
+fn create_organization(req: &Request, now: i64) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let name = parse_new_organization(req.body(), content_type(req))?;
+    let id = new_id("org", random16());
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_create_organization($1, $2, $3)",
+        &[P::Str(id.clone()), P::Str(name), P::Int64(now)],
+    )?;
+    let org: Organization = decode(body)?;
+    Ok(created(
+        &organization_json(&org),
+        format!("/api/v1/admin/organizations/{id}"),
+    ))
+}
+
+fn get_organization(q: &str, id: &str) -> Result<Response, ApiError> {
+    no_query(q)?;
+    let id = checked_id("org", id, "organization")?;
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_organization($1)",
+        &[P::Str(id)],
+    )?;
+    Ok(json(200, &organization_json(&decode(body)?)))
+}
+
+fn list_products(q: &str) -> Result<Response, ApiError> {
+    let q = parse_query(q, &["organization_id", "limit", "cursor"])?;
+    let org = q.id("organization_id", "org")?;
+    let limit = q.limit()?;
+    let [at, id] = cursor_params(q.cursor()?);
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_products($1::text, $2::bigint, $3::text, $4::int)",
+        &[text_or_null(org.as_deref()), at, id, limit_param(limit)],
+    )?;
+    let items: Vec<Product> = decode(body)?;
+    let (items, next) = paginate(items, limit, |p| {
+        Cursor {
+            at: p.created_at,
+            id: p.id.clone(),
+        }
+        .encode()
+    });
+    Ok(json(
+        200,
+        &list_body(items.iter().map(product_json).collect(), next),
+    ))
+}
+
+fn create_product(req: &Request, now: i64) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let new = parse_new_product(req.body(), content_type(req))?;
+    let id = new_id("prod", random16());
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_create_product($1, $2, $3, $4, $5)",
+        &[
+            P::Str(id.clone()),
+            P::Str(new.organization_id),
+            P::Str(new.code),
+            P::Str(new.name),
+            P::Int64(now),
+        ],
+    )?;
+    let product: Product = decode(body)?;
+    Ok(created(
+        &product_json(&product),
+        format!("/api/v1/admin/products/{id}"),
+    ))
+}
+
+fn get_product(q: &str, id: &str) -> Result<Response, ApiError> {
+    no_query(q)?;
+    let id = checked_id("prod", id, "product")?;
+    let conn = db::open()?;
+    let (_, body) = call(&conn, "SELECT * FROM le_admin_product($1)", &[P::Str(id)])?;
+    Ok(json(200, &product_json(&decode(body)?)))
+}
+
+// --- Licenses --------------------------------------------------------------------------------
+
+fn list_licenses(q: &str) -> Result<Response, ApiError> {
+    let q = parse_query(
+        q,
+        &["organization_id", "product_id", "status", "limit", "cursor"],
+    )?;
+    let org = q.id("organization_id", "org")?;
+    let product = q.id("product_id", "prod")?;
+    let status = q.one_of("status", &["active", "suspended", "revoked"])?;
+    let limit = q.limit()?;
+    let [at, id] = cursor_params(q.cursor()?);
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_licenses($1::text, $2::text, $3::text, $4::bigint, $5::text, $6::int)",
+        &[text_or_null(org.as_deref()), text_or_null(product.as_deref()), text_or_null(status), at, id, limit_param(limit)],
+    )?;
+    let items: Vec<License> = decode(body)?;
+    let (items, next) = paginate(items, limit, |l| {
+        Cursor {
+            at: l.created_at,
+            id: l.id.clone(),
+        }
+        .encode()
+    });
+    Ok(json(
+        200,
+        &list_body(items.iter().map(license_json).collect(), next),
+    ))
+}
+
+fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let new = parse_new_license(req.body(), content_type(req), now)?;
+    let id = new_id("lic", random16());
+    let mut random = [0u8; 32];
+    random[..16].copy_from_slice(&random16());
+    random[16..].copy_from_slice(&random16());
+    let key = new_license_key(random);
+    // The read-model entry first (see the crate docs): nothing is recorded if it fails.
+    let entry = encode(&license_state(LicenseStatus::Active, new.expires_at, now));
+    let kv = store()
+        .and_then(|s| s.set(&license_key(&id), &entry).map(|()| s))
+        .map_err(|e| {
+            eprintln!("admin: key-value store failed before creating a license: {e}");
+            ApiError::KeyValueUnavailable
+        })?;
+    let result = db::open().and_then(|conn| {
+        call(
+            &conn,
+            "SELECT * FROM le_admin_create_license($1, $2, $3, ($4::text)::jsonb, $5)",
+            &[
+                P::Str(id.clone()),
+                P::Str(license_key_hash(&key)),
+                P::Str(new.product_id),
+                P::Str(new.fields.to_string()),
+                P::Int64(now),
+            ],
+        )
+    });
+    let body = match result {
+        Ok((_, body)) => body,
+        Err(e) => {
+            if let Err(kv_err) = kv.delete(&license_key(&id)) {
+                eprintln!("admin: could not remove the entry of uncreated license {id}: {kv_err}");
+            }
+            return Err(e);
+        }
+    };
+    let license: License = decode(body)?;
+    Ok(created(
+        &created_license_json(&license, &key),
+        format!("/api/v1/admin/licenses/{id}"),
+    ))
+}
+
+fn get_license(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+    no_query(q)?;
+    let id = checked_id("lic", id, "license")?;
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_license($1, $2, $3::int)",
+        &[
+            P::Str(id),
+            P::Int64(now),
+            P::Int32(MAX_EMBEDDED_SESSIONS as i32),
+        ],
+    )?;
+    let detail: LicenseDetail = decode(body)?;
+    Ok(json(200, &license_detail_json(&detail, now)))
+}
+
+fn update_license(req: &Request, id: &str, now: i64) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let id = checked_id("lic", id, "license")?;
+    let patch = parse_license_patch(req.body(), content_type(req))?;
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_update_license($1, ($2::text)::jsonb, $3)",
+        &[P::Str(id.clone()), P::Str(patch.to_string()), P::Int64(now)],
+    )?;
+    #[derive(serde::Deserialize)]
+    struct Updated {
+        license: License,
+        active_seats: u32,
+    }
+    let updated: Updated = decode(body)?;
+    // Written even when nothing changed, so that a retry after a key-value failure propagates.
+    propagate(&id, updated.license.status, updated.license.expires_at, now)?;
+    Ok(json(
+        200,
+        &updated_license_json(&updated.license, updated.active_seats),
+    ))
+}
+
+fn set_status(
+    req: &Request,
+    id: &str,
+    action: StatusAction,
+    now: i64,
+) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let id = checked_id("lic", id, "license")?;
+    let reason = parse_status_change(req.body(), content_type(req))?;
+    let conn = db::open()?;
+    let (outcome, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_set_status($1, $2, $3::text, $4)",
+        &[
+            P::Str(id.clone()),
+            P::Str(action.as_str().to_owned()),
+            text_or_null(reason.as_deref()),
+            P::Int64(now),
+        ],
+    )?;
+    let license: License = decode(body)?;
+    // Written even when unchanged, so that a retry after a key-value failure propagates.
+    propagate(&id, license.status, license.expires_at, now)?;
+    let mut body = license_json(&license);
+    body["changed"] = json!(outcome == "changed");
+    Ok(json(200, &body))
+}
+
+// --- Sessions and the audit trail -------------------------------------------------------------
+
+fn license_sessions(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+    let q = parse_query(q, &["status", "limit", "cursor"])?;
+    let state = q
+        .one_of("status", &["live", "ended", "all"])?
+        .unwrap_or("live");
+    let limit = q.limit()?;
+    let [at, cursor_id] = cursor_params(q.cursor()?);
+    let id = checked_id("lic", id, "license")?;
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_sessions($1, $2, $3::bigint, $4::text, $5::int, $6)",
+        &[
+            P::Str(id),
+            P::Str(state.to_owned()),
+            at,
+            cursor_id,
+            limit_param(limit),
+            P::Int64(now),
+        ],
+    )?;
+    let items: Vec<Session> = decode(body)?;
+    let (items, next) = paginate(items, limit, |s| {
+        Cursor {
+            at: s.started_at,
+            id: s.id.clone(),
+        }
+        .encode()
+    });
+    Ok(json(
+        200,
+        &list_body(items.iter().map(|s| session_json(s, now)).collect(), next),
+    ))
+}
+
+fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+    no_query(q)?;
+    if !is_session_id(id) {
+        return Err(ApiError::NoSuch {
+            resource: "session",
+        });
+    }
+    let conn = db::open()?;
+    let (outcome, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_release($1, $2)",
+        &[P::Str(id.to_owned()), P::Int64(now)],
+    )?;
+    #[derive(serde::Deserialize)]
+    struct Released {
+        license_id: String,
+        ended_at: i64,
+        token_expires_at: i64,
+    }
+    let released: Released = decode(body)?;
+    // As the client's release does: on every release, repeated ones included, so that a retry
+    // after a key-value failure still reaches the edge.
+    if released.token_expires_at > now {
+        let marker = SessionEnded {
+            ended_at: released.ended_at,
+            token_expires_at: released.token_expires_at,
+        };
+        store()
+            .and_then(|s| s.set(&session_key(id), &encode(&marker)))
+            .map_err(|e| {
+                eprintln!(
+                    "admin: session {id} ended in PostgreSQL, but the key-value store failed: {e}"
+                );
+                ApiError::ChangeNotPropagated
+            })?;
+    }
+    Ok(json(
+        200,
+        &released_json(
+            id,
+            &released.license_id,
+            released.ended_at,
+            outcome == "already_ended",
+        ),
+    ))
+}
+
+fn audit(q: &str, scope: &'static str, id: &str) -> Result<Response, ApiError> {
+    let q = parse_query(q, &["limit", "cursor"])?;
+    let limit = q.limit()?;
+    let before = q.event_cursor()?;
+    let id = match scope {
+        "license" => checked_id("lic", id, "license")?,
+        _ => checked_id("org", id, "organization")?,
+    };
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_audit($1, $2, $3::bigint, $4::int)",
+        &[
+            P::Str(scope.to_owned()),
+            P::Str(id),
+            before.map_or(P::DbNull, P::Int64),
+            limit_param(limit),
+        ],
+    )?;
+    let items: Vec<AuditEvent> = decode(body)?;
+    let (items, next) = paginate(items, limit, |e| e.id.to_string());
+    Ok(json(
+        200,
+        &list_body(items.iter().map(audit_event_json).collect(), next),
+    ))
+}
+
+// --- The key-value rebuild --------------------------------------------------------------------
+
+fn rebuild(q: &str, started: i64) -> Result<Response, ApiError> {
+    no_query(q)?;
+    let kv = store().map_err(kv_failed)?;
+    let conn = db::open()?;
+    let licenses = rewrite_licenses(&conn, &kv, None, started)?;
+    // Second pass: a change that committed while the first pass ran may have been overwritten
+    // by the state read before it; reread whatever changed since shortly before the start.
+    let rechecked = rewrite_licenses(&conn, &kv, Some(started - REBUILD_RECHECK_MS), started)?;
+    let mut sessions = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let (_, body) = call(
+            &conn,
+            "SELECT * FROM le_admin_ended_sessions($1::text, $2::int, $3)",
+            &[
+                text_or_null(after.as_deref()),
+                P::Int32(REBUILD_BATCH),
+                P::Int64(started),
+            ],
+        )?;
+        let batch: Vec<EndedSession> = decode(body)?;
+        for s in &batch {
+            let marker = SessionEnded {
+                ended_at: s.ended_at,
+                token_expires_at: s.token_expires_at,
+            };
+            kv.set(&session_key(&s.id), &encode(&marker))
+                .map_err(kv_failed)?;
+            sessions += 1;
+        }
+        match batch.last() {
+            Some(last) if batch.len() == REBUILD_BATCH as usize => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    let finished = now_millis();
+    let details = json!({
+        "licenses_written": licenses,
+        "licenses_rechecked": rechecked,
+        "sessions_written": sessions,
+    });
+    db::execute(
+        &conn,
+        "INSERT INTO audit_events (occurred_at, actor, action, outcome, details) \
+         VALUES ($1, 'admin', 'kv.rebuild', 'ok', ($2::text)::jsonb)",
+        &[P::Int64(finished), P::Str(details.to_string())],
+    )?;
+    let mut body = rebuild_json(licenses, sessions, started, finished);
+    body["licenses_rechecked"] = json!(rechecked);
+    Ok(json(200, &body))
+}
+
+/// Writes `lic:` for every license (or, with `since`, those changed since then); answers how
+/// many it wrote.
+fn rewrite_licenses(
+    conn: &Connection,
+    kv: &key_value::Store,
+    since: Option<i64>,
+    now: i64,
+) -> Result<u64, ApiError> {
+    let mut written = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let (_, body) = call(
+            conn,
+            "SELECT * FROM le_admin_license_states($1::text, $2::bigint, $3::int)",
+            &[
+                text_or_null(after.as_deref()),
+                since.map_or(P::DbNull, P::Int64),
+                P::Int32(REBUILD_BATCH),
+            ],
+        )?;
+        let batch: Vec<LicenseStanding> = decode(body)?;
+        for l in &batch {
+            let entry = encode(&license_state(l.status, l.expires_at, now));
+            kv.set(&license_key(&l.id), &entry).map_err(kv_failed)?;
+            written += 1;
+        }
+        match batch.last() {
+            Some(last) if batch.len() == REBUILD_BATCH as usize => after = Some(last.id.clone()),
+            _ => return Ok(written),
+        }
+    }
+}
+
+fn kv_failed(e: key_value::Error) -> ApiError {
+    eprintln!("admin: key-value store failed during the rebuild: {e}");
+    ApiError::KeyValueUnavailable
 }
