@@ -9,6 +9,9 @@
 //!   model was lost (a Redis flush), so validation cannot answer authoritatively.
 //! - `sess:{session_id}` ([`SessionEnded`]) exists only for a session that ended before its
 //!   token expired; it can be deleted once `token_expires_at` has passed.
+//! - `vt:{sha256(token)}` and `vtx:{session_id}`: the verified-token cache of the validate
+//!   component ([`crate::token::sealed`]), at most one entry per session. Losing them costs
+//!   only a signature check.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +23,13 @@ pub fn license_key(license_id: &str) -> String {
 /// The key of a session's end marker.
 pub fn session_key(session_id: &str) -> String {
     format!("sess:{session_id}")
+}
+
+/// The key naming a session's current verified-token cache entry (see
+/// [`crate::token::sealed`]): the validate component keeps one entry per session and deletes
+/// the previous one when a new token of the session is cached.
+pub fn sealed_index_key(session_id: &str) -> String {
+    format!("vtx:{session_id}")
 }
 
 /// A license's standing, as the edge sees it.

@@ -80,6 +80,8 @@ pub fn redis_runtime_config(url: &str) -> RuntimeConfig {
 
 /// The admin token the test app is configured with.
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+/// The key sealing the validate component's verified-token cache in tests.
+pub const TEST_VERIFY_CACHE_KEY: &str = "test-verify-cache-key-0123456789abcdef";
 /// The `kid` of the test signing key.
 pub const TEST_KID: &str = "test-2026-11";
 /// The issuer the app puts in tokens (the manifest default of `token_issuer`).
@@ -119,7 +121,8 @@ pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&st
         .variable("db_host", host_port)
         .variable("signing_key", test_signing_key().to_secret_text())
         .variable("public_keys", public_keys_text(&[&test_signing_key()]))
-        .variable("admin_token", TEST_ADMIN_TOKEN);
+        .variable("admin_token", TEST_ADMIN_TOKEN)
+        .variable("verify_cache_key", TEST_VERIFY_CACHE_KEY);
     for (k, v) in vars {
         builder = builder.variable(k, *v);
     }

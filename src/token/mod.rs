@@ -41,6 +41,8 @@ use crate::error::TokenError;
 use crate::json;
 use crate::keys::{KeySet, SigningKey, VerifyingKey};
 
+pub mod sealed;
+
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -207,6 +209,18 @@ pub fn verify(
         kid: key.kid().to_owned(),
         claims,
     })
+}
+
+/// The checks of [`verify`] that need no signature work and no claims: size, structure,
+/// header (`alg`, `crit`, `typ`) and a `kid` in the set. A caller that must do I/O before
+/// verifying (a cache lookup) runs this first, so a token that cannot verify costs no I/O.
+pub fn preflight(token: impl AsRef<[u8]>, keys: &KeySet) -> Result<(), TokenError> {
+    let jws = Jws::parse(token.as_ref())?;
+    match jws.header.get("kid") {
+        Some(serde_json::Value::String(kid)) if keys.get(kid).is_some() => Ok(()),
+        Some(serde_json::Value::String(_)) | None => Err(TokenError::UnknownKey),
+        Some(_) => Err(TokenError::malformed("header kid is not a string")),
+    }
 }
 
 /// The SHA-256 of a token's bytes, a cheap key for caching verification results.

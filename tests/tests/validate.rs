@@ -630,3 +630,79 @@ async fn bad_input_table() {
         }
     }
 }
+
+/// The verified-token cache: a second validation of a token uses the sealed entry, which never
+/// skips the revocation check, never outlives the key, and cannot be forged without the key.
+#[tokio::test]
+async fn the_verified_token_cache_skips_only_the_signature_check() {
+    let host = host().await;
+    let kv = store(&redis_url()).await;
+    let (lic, sess, token) = token_with(&test_signing_key(), now(), 600, "m");
+    set_license(&kv, &lic, LicenseStatus::Active, None).await;
+    let cache_key = license_edge::token::sealed::sealed_key(&token);
+    assert_eq!(code_of(&host, json!({"token": token})).await, "VALID");
+    assert!(
+        kv.get(&cache_key).await.unwrap().is_some(),
+        "the first validation seals an entry"
+    );
+    assert_eq!(
+        code_of(&host, json!({"token": token, "machine_id": "m"})).await,
+        "VALID"
+    );
+    assert_eq!(
+        code_of(&host, json!({"token": token, "machine_id": "x"})).await,
+        "MACHINE_MISMATCH"
+    );
+    // Revocation is checked on every request, hit or not.
+    let ended = SessionEnded {
+        ended_at: now() * 1000,
+        token_expires_at: (now() + 600) * 1000,
+    };
+    kv.set(&session_key(&sess), encode(&ended)).await.unwrap();
+    assert_eq!(
+        code_of(&host, json!({"token": token})).await,
+        "SESSION_ENDED"
+    );
+
+    // A new token of the same session replaces the session's entry (one entry per session).
+    let claims = Claims::new(ISSUER, &lic, "cad-pro", &sess, now(), 900);
+    let next = issue(&test_signing_key(), &claims).unwrap();
+    let _ = code_of(&host, json!({"token": next})).await;
+    assert!(
+        kv.get(&cache_key).await.unwrap().is_none(),
+        "the previous entry is gone"
+    );
+
+    // An entry written without the sealing key is ignored: a forged token stays forged.
+    let impostor = SigningKey::from_seed(integration_tests::TEST_KID, [1; 32]).unwrap();
+    let (lic2, _, forged) = token_with(&impostor, now(), 600, "m");
+    set_license(&kv, &lic2, LicenseStatus::Active, None).await;
+    let fake =
+        json!({"d": "00", "kid": integration_tests::TEST_KID, "x": "x", "c": "{}", "m": "00"});
+    kv.set(
+        &license_edge::token::sealed::sealed_key(&forged),
+        fake.to_string().into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        code_of(&host, json!({"token": forged})).await,
+        "BAD_SIGNATURE"
+    );
+
+    // With the cache off (no key), validation works the same.
+    let plain = app(
+        &pg_url(pg_port(), "postgres"),
+        redis_runtime_config(&redis_url()),
+        &[("verify_cache_key", "")],
+    )
+    .await;
+    let (lic3, _, fresh) = token_with(&test_signing_key(), now(), 600, "m");
+    set_license(&kv, &lic3, LicenseStatus::Active, None).await;
+    assert_eq!(code_of(&plain, json!({"token": fresh})).await, "VALID");
+    assert!(kv
+        .get(&license_edge::token::sealed::sealed_key(&fresh))
+        .await
+        .unwrap()
+        .is_none());
+}
