@@ -77,15 +77,22 @@ async fn wildcard_routes_reach_their_component_with_the_error_envelope() {
         &[],
     )
     .await;
-    for path in [
-        "/api/v1/admin/licenses",
-        "/api/v1/admin",
-        "/api/v1/licenses/sessions/x/heartbeat/",
-    ] {
+    // (path, status, code): each answered by the component behind the wildcard, in the envelope.
+    let cases = [
+        ("/api/v1/admin/licenses", 401, "unauthorized"),
+        ("/api/v1/admin", 401, "unauthorized"),
+        (
+            "/api/v1/licenses/sessions/x/heartbeat/",
+            405,
+            "method_not_allowed",
+        ),
+        ("/api/v1/licenses/sessions/x/elsewhere", 404, "not_found"),
+    ];
+    for (path, status, code) in cases {
         let r = host.get(path).await.unwrap();
-        assert_eq!(r.status, 501, "{path}");
+        assert_eq!(r.status, status, "{path}: {}", r.text());
         let v = r.json();
-        assert_eq!(v["error"]["code"], "not_implemented");
+        assert_eq!(v["error"]["code"], code, "{path}");
         assert!(v["meta"]["request_id"]
             .as_str()
             .unwrap()
