@@ -88,6 +88,73 @@ async fn cycles(addr: SocketAddr, key: Arc<String>, concurrency: usize) -> (f64,
     (lat.len() as f64 / elapsed.as_secs_f64(), lat)
 }
 
+/// Open loop: cycles start on a fixed schedule of `rate` a second for `seconds`, each on one of
+/// `connections` keep-alive connections (waiting for a free one if all are busy). Latency is
+/// measured from the scheduled start, so a slow server cannot hide queueing (no coordinated
+/// omission).
+async fn open_loop(
+    addr: SocketAddr,
+    key: Arc<String>,
+    rate: u32,
+    seconds: u32,
+    connections: usize,
+) -> (usize, Vec<Duration>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(connections);
+    for _ in 0..connections {
+        tx.send(load::connect(addr).await.expect("connect"))
+            .await
+            .unwrap();
+    }
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let total = (rate * seconds) as usize;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+        tokio::time::sleep_until(due.into()).await;
+        let (rx, tx, lat, key) = (rx.clone(), tx.clone(), lat.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = rx.lock().await.recv().await.expect("a connection");
+            let auth = format!("Bearer {key}");
+            let body = json!({"machine_id": format!("open-{i}")}).to_string();
+            let req = load::request(
+                "POST",
+                addr,
+                "/api/v1/licenses/acquire",
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                body,
+            );
+            let (status, body) = send(&mut s, req).await;
+            assert!(status == 201 || status == 200, "acquire answered {status}");
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let path = format!(
+                "/api/v1/licenses/sessions/{}",
+                v["session_id"].as_str().unwrap()
+            );
+            let req = load::request(
+                "DELETE",
+                addr,
+                &path,
+                &[("authorization", &auth)],
+                Vec::new(),
+            );
+            assert_eq!(send(&mut s, req).await.0, 200);
+            lat.lock().unwrap().push(due.elapsed());
+            tx.send(s).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut lat = std::mem::take(&mut *lat.lock().unwrap());
+    lat.sort();
+    (total, lat)
+}
+
 #[tokio::main]
 async fn main() {
     let db = migrated_database().await;
@@ -102,7 +169,11 @@ async fn main() {
     // In-process, sequential: what one acquire and one release cost through the host.
     let auth = format!("Bearer {}", lic.key);
     let (mut acq, mut rel, mut health) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..3000 {
+    for i in 0..std::env::var("LE_INPROC_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000)
+    {
         let t = Instant::now();
         let body = json!({"machine_id": format!("inproc-{i}")}).to_string();
         let r = host
@@ -155,6 +226,17 @@ async fn main() {
         println!(
             "| {concurrency} | {} | {rate:.0} | {} | {} |",
             lat.len(),
+            us(lat[lat.len() / 2]),
+            us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)])
+        );
+    }
+    println!();
+    println!("| offered cycles/s (open loop, 64 connections) | cycles | p50 cycle | p99 cycle |");
+    println!("|---:|---:|---:|---:|");
+    for rate in [500, 1000] {
+        let (n, lat) = open_loop(addr, key.clone(), rate, 6, 64).await;
+        println!(
+            "| {rate} | {n} | {} | {} |",
             us(lat[lat.len() / 2]),
             us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)])
         );
