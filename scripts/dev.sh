@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs license-edge on this machine with `spin up`.
 #
-# On first use it makes development secrets under .dev/ (a signing key and an admin token,
-# git-ignored), creates the database if it is missing and applies the migrations; then it
+# On first use it makes development secrets under .dev/ (a signing key, an admin token and
+# the verified-token cache key; git-ignored), creates the database if it is missing and applies the migrations; then it
 # starts Spin with the local runtime config (Spin's built-in key-value store) and the
 # variables set from those files. Needs: Rust with the wasm32-wasip2 target, Spin 3.4 to 4.2
 # (not 4.0.x, see README), PostgreSQL reachable at $DATABASE_URL, and psql.
@@ -25,9 +25,11 @@ ctl=./target/debug/licensectl
 mkdir -p .dev
 chmod 700 .dev
 [ -f .dev/signing.key ] || "$ctl" keygen --kid "dev-$(date +%Y%m%d)" --out .dev/signing.key >/dev/null
-if [ ! -f .dev/admin-token ]; then
-  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .dev/admin-token)
-fi
+for secret in admin-token verify-cache-key; do
+  if [ ! -f ".dev/$secret" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > ".dev/$secret")
+  fi
+done
 
 if ! psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
   echo "creating database $db_name" >&2
@@ -40,6 +42,7 @@ export SPIN_VARIABLE_DB_HOST="$db_host"
 export SPIN_VARIABLE_SIGNING_KEY="$(cat .dev/signing.key)"
 export SPIN_VARIABLE_PUBLIC_KEYS="$("$ctl" jwks --text .dev/signing.key)"
 export SPIN_VARIABLE_ADMIN_TOKEN="$(cat .dev/admin-token)"
+export SPIN_VARIABLE_VERIFY_CACHE_KEY="$(cat .dev/verify-cache-key)"
 echo "admin token: .dev/admin-token" >&2
 
 if command -v spin >/dev/null; then
