@@ -577,13 +577,18 @@ fn required<'a>(object: &'a Object, field: &'static str) -> Result<&'a Value, Ap
     }
 }
 
-/// A human-readable name: 1 to `max` characters, not all whitespace.
+/// A human-readable name: 1 to `max` characters, none of them NUL (PostgreSQL text cannot
+/// hold it). Kept as given; the same rule as `openapi.json` states, so that the document and
+/// the server agree on every input.
 fn name(value: &Value, field: &'static str, max: usize) -> Result<String, ApiError> {
     let s = value
         .as_str()
         .ok_or_else(|| invalid(field, "must be a string"))?;
-    if s.trim().is_empty() {
-        return Err(invalid(field, "must not be empty or blank"));
+    if s.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if s.contains('\0') {
+        return Err(invalid(field, "must not contain NUL characters"));
     }
     if s.chars().count() > max {
         return Err(invalid(field, format!("must be at most {max} characters")));
@@ -1484,7 +1489,8 @@ mod tests {
             Err(ApiError::MissingField { field: "name" })
         );
         for bad in [
-            json!({"name": " "}),
+            json!({"name": ""}),
+            json!({"name": "a\u{0}b"}),
             json!({"name": 1}),
             json!({"name": "x".repeat(201)}),
         ] {

@@ -59,10 +59,18 @@ pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireR
     let metadata = match object.get("metadata") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(m @ Value::Object(_)) => {
-            if m.to_string().len() > MAX_METADATA_BYTES {
+            let text = m.to_string();
+            if text.len() > MAX_METADATA_BYTES {
                 return Err(ApiError::InvalidField {
                     field: "metadata",
                     reason: format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+                });
+            }
+            // PostgreSQL's JSONB cannot store U+0000 (found by the schemathesis run: a 503).
+            if text.contains("\\u0000") {
+                return Err(ApiError::InvalidField {
+                    field: "metadata",
+                    reason: "must not contain NUL characters".into(),
                 });
             }
             m.clone()
@@ -291,6 +299,13 @@ mod tests {
         );
         assert!(matches!(
             parse_acquire(br#"{"machine_id":"m","metadata":[1]}"#, None),
+            Err(ApiError::InvalidField {
+                field: "metadata",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_acquire(br#"{"machine_id":"m","metadata":{"a\u0000":"b"}}"#, None),
             Err(ApiError::InvalidField {
                 field: "metadata",
                 ..

@@ -1,5 +1,6 @@
 //! The `health` component: liveness (touches nothing) and readiness (a key-value round trip and
-//! `SELECT 1` on PostgreSQL), as the service it replaces answered them.
+//! `SELECT 1` on PostgreSQL), as the service it replaces answered them; and the OpenAPI
+//! document of the whole API (`openapi.json`, embedded at build time; touches nothing).
 
 use edge_http::{allow_methods, error, json, new_request_id, normalized_path, now_millis};
 use license_edge::api::ApiError;
@@ -11,6 +12,8 @@ use spin_sdk::{key_value, pg4, variables};
 
 const SERVICE: &str = "license-edge";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The OpenAPI 3.1 document of the whole API, as kept at the repository root.
+const OPENAPI: &str = include_str!("../../../openapi.json");
 
 #[http_component]
 fn handle(req: Request) -> impl IntoResponse {
@@ -19,6 +22,7 @@ fn handle(req: Request) -> impl IntoResponse {
     let outcome = match path.as_str() {
         "/api/v1/health" => allow_methods(&req, &["GET"]).map(|()| liveness()),
         "/api/v1/health/ready" => allow_methods(&req, &["GET"]).map(|()| readiness()),
+        "/api/v1/openapi.json" => allow_methods(&req, &["GET"]).map(|()| openapi()),
         _ => Err(ApiError::NotFound),
     };
     outcome.unwrap_or_else(|e| error(&e, &request_id))
@@ -34,6 +38,15 @@ fn liveness() -> spin_sdk::http::Response {
             "version": VERSION,
         }),
     )
+}
+
+fn openapi() -> spin_sdk::http::Response {
+    spin_sdk::http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("cache-control", "public, max-age=300")
+        .body(OPENAPI)
+        .build()
 }
 
 fn readiness() -> spin_sdk::http::Response {
