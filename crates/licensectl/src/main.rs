@@ -1,11 +1,16 @@
-//! `licensectl`: keys and license tokens for license-edge, from the command line.
+//! `licensectl`: keys, license tokens, migrations and administration for license-edge, from
+//! the command line.
 //!
 //! The binary is thin: it reads files, the clock and OS randomness, and hands them to the
 //! `license_edge` core, which does all the checking. Each subcommand lives in its own module.
 //!
-//! Exit codes: 0 success; 1 a token was verified and refused (its error code on stderr);
-//! 2 bad usage or bad input (a one-line message on stderr).
+//! Exit codes: 0 success; 1 a token was verified and refused, or the admin API refused the
+//! request (its code on stderr); 2 bad usage, bad input or an unreachable server (a one-line
+//! message on stderr).
 
+mod admin;
+mod admin_http;
+mod admin_table;
 mod duration;
 mod io;
 mod jwks;
@@ -17,17 +22,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for a token that was checked and refused.
+/// Exit code for a token that was checked and refused, or a request the admin API refused.
 const EXIT_REFUSED: u8 = 1;
 /// Exit code for bad usage or unusable input.
 const EXIT_USAGE: u8 = 2;
 
-/// Keys and license tokens for license-edge.
+/// Keys, license tokens, migrations and administration for license-edge.
 #[derive(Debug, Parser)]
 #[command(
     name = "licensectl",
     version,
-    after_help = "Exit status: 0 success, 1 token refused (its code on stderr), 2 bad usage or input."
+    after_help = "Exit status: 0 success, 1 token or request refused (its code on stderr), 2 bad usage or input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +50,9 @@ enum Command {
     Token(token::Command),
     /// Apply the database migrations that have not run yet.
     Migrate(migrate::Args),
+    /// Administer organizations, products, licenses and sessions through the admin API
+    /// (token from LICENSE_EDGE_ADMIN_TOKEN).
+    Admin(admin::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,5 +84,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Jwks(args) => jwks::run(args),
         Command::Token(command) => token::run(command),
         Command::Migrate(args) => migrate::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }

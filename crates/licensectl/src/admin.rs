@@ -1,0 +1,622 @@
+//! `licensectl admin`: the admin API from the command line. Organizations, products, licenses,
+//! sessions, the audit trail and the key-value rebuild, each one HTTP call.
+//!
+//! The admin token is read from `LICENSE_EDGE_ADMIN_TOKEN`, never from a flag. Output is a
+//! readable table (lists) or `name: value` lines (one resource); `--json` prints the API's
+//! answer unchanged. A refusal by the API exits 1 with its status, code and message on stderr.
+
+use std::process::ExitCode;
+
+use serde_json::{json, Map, Value};
+
+use crate::admin_http::{with_query, Client, Refused};
+use crate::admin_table::{details, table};
+
+/// Arguments of `licensectl admin`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The app's origin, e.g. https://licenses.example.com (plain http only for loopback).
+    #[arg(long, env = "LICENSE_EDGE_URL", global = true)]
+    url: Option<String>,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Organizations (tenants).
+    #[command(subcommand, name = "org")]
+    Org(OrgCommand),
+    /// Products of an organization.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Licenses: create, list, show, change, suspend, reinstate, revoke.
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Sessions (seats) of a license.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// The audit trail of a license or an organization, newest first.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The edge read model in the key-value store.
+    #[command(subcommand)]
+    Kv(KvCommand),
+}
+
+/// Paging of a list.
+#[derive(Debug, clap::Args)]
+struct Page {
+    /// Items per page (1-100).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Continue after the page that printed this cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl Page {
+    fn params(&self) -> [(&'static str, Option<String>); 2] {
+        [
+            ("limit", self.limit.map(|l| l.to_string())),
+            ("cursor", self.cursor.clone()),
+        ]
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum OrgCommand {
+    /// Create an organization.
+    Create {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations.
+    List {
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Show an organization.
+    Get {
+        /// Organization id (org_...).
+        id: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ProductCommand {
+    /// Create a product in an organization.
+    Create {
+        /// Organization id (org_...).
+        #[arg(long = "org")]
+        organization_id: String,
+        /// Product code: lower-case letters, digits, `.`, `_`, `-` (the tokens' audience).
+        #[arg(long)]
+        code: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List products.
+    List {
+        /// Only this organization's.
+        #[arg(long = "org")]
+        organization_id: Option<String>,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Show a product.
+    Get {
+        /// Product id (prod_...).
+        id: String,
+    },
+}
+
+/// License terms, for create and update.
+#[derive(Debug, clap::Args)]
+struct Terms {
+    /// Seat limit.
+    #[arg(long)]
+    max_seats: Option<i64>,
+    /// Plan name.
+    #[arg(long)]
+    plan: Option<String>,
+    /// An enabled feature (repeat for several).
+    #[arg(long = "feature")]
+    features: Vec<String>,
+    /// End of the license, RFC 3339 (e.g. 2027-12-31T23:59:59Z).
+    #[arg(long)]
+    expires_at: Option<String>,
+    /// Seat lease length, seconds (30-86400).
+    #[arg(long)]
+    lease_seconds: Option<i64>,
+    /// Longest offline borrow, seconds (0 forbids borrowing).
+    #[arg(long)]
+    max_borrow_seconds: Option<i64>,
+    /// Acquire attempts per minute.
+    #[arg(long)]
+    rate_limit_per_minute: Option<i64>,
+}
+
+impl Terms {
+    fn into_body(self, body: &mut Map<String, Value>) {
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                body.insert(k.to_owned(), v);
+            }
+        };
+        put("max_seats", self.max_seats.map(Value::from));
+        put("plan", self.plan.map(Value::from));
+        put(
+            "features",
+            (!self.features.is_empty()).then(|| Value::from(self.features)),
+        );
+        put("expires_at", self.expires_at.map(Value::from));
+        put("lease_seconds", self.lease_seconds.map(Value::from));
+        put(
+            "max_borrow_seconds",
+            self.max_borrow_seconds.map(Value::from),
+        );
+        put(
+            "rate_limit_per_minute",
+            self.rate_limit_per_minute.map(Value::from),
+        );
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LicenseCommand {
+    /// Create a license; prints its key, which is shown this once.
+    Create {
+        /// Product id (prod_...).
+        #[arg(long = "product")]
+        product_id: String,
+        #[command(flatten)]
+        terms: Terms,
+    },
+    /// List licenses, newest first.
+    List {
+        /// Only this organization's.
+        #[arg(long = "org")]
+        organization_id: Option<String>,
+        /// Only this product's.
+        #[arg(long = "product")]
+        product_id: Option<String>,
+        /// Only licenses with this status.
+        #[arg(long, value_parser = ["active", "suspended", "revoked"])]
+        status: Option<String>,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Show a license, its seats and live sessions.
+    Get {
+        /// License id (lic_...).
+        id: String,
+    },
+    /// Change a license's terms. Lowering --max-seats ends no session.
+    Update {
+        /// License id (lic_...).
+        id: String,
+        #[command(flatten)]
+        terms: Terms,
+        /// Remove every feature.
+        #[arg(long, conflicts_with = "features")]
+        no_features: bool,
+        /// Remove the end date.
+        #[arg(long, conflicts_with = "expires_at")]
+        no_expiry: bool,
+    },
+    /// Suspend a license: its tokens stop validating at once.
+    Suspend(StatusArgs),
+    /// Reinstate a suspended license.
+    Reinstate(StatusArgs),
+    /// Revoke a license, for good.
+    Revoke(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// License id (lic_...).
+    id: String,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SessionCommand {
+    /// List a license's sessions, newest first.
+    List {
+        /// License id (lic_...).
+        license_id: String,
+        /// Which sessions.
+        #[arg(long, value_parser = ["live", "ended", "all"], default_value = "live")]
+        status: String,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Force-release a session: its seat is free and its tokens stop validating at once.
+    Release {
+        /// Session id (ses_...).
+        session_id: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AuditCommand {
+    /// A license's events.
+    License {
+        /// License id (lic_...).
+        id: String,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// An organization's events.
+    Org {
+        /// Organization id (org_...).
+        id: String,
+        #[command(flatten)]
+        page: Page,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KvCommand {
+    /// Rewrite the edge read model from PostgreSQL (after the key-value store lost its data).
+    Rebuild,
+}
+
+const LICENSE_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("STATUS", "status"),
+    ("PRODUCT", "product_code"),
+    ("PLAN", "plan"),
+    ("SEATS", "max_seats"),
+    ("EXPIRES", "expires_at"),
+];
+const LICENSE_FIELDS: &[&str] = &[
+    "id",
+    "status",
+    "organization_id",
+    "product_id",
+    "product_code",
+    "plan",
+    "max_seats",
+    "active_seats",
+    "free_seats",
+    "features",
+    "expires_at",
+    "lease_seconds",
+    "max_borrow_seconds",
+    "rate_limit_per_minute",
+    "created_at",
+    "updated_at",
+];
+const SESSION_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("LIVE", "live"),
+    ("STARTED", "started_at"),
+    ("EXPIRES", "expires_at"),
+    ("ENDED", "ended_at"),
+    ("REASON", "end_reason"),
+    ("USER AGENT", "user_agent"),
+];
+
+/// What one command asks of the API and how its answer is shown.
+struct Call {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    show: fn(&Value) -> String,
+}
+
+fn call(
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    show: fn(&Value) -> String,
+) -> Call {
+    Call {
+        method,
+        path,
+        body,
+        show,
+    }
+}
+
+const A: &str = "/api/v1/admin";
+
+fn show_org(v: &Value) -> String {
+    details(v, &["id", "name", "created_at"])
+}
+
+fn show_product(v: &Value) -> String {
+    details(v, &["id", "organization_id", "code", "name", "created_at"])
+}
+
+fn show_license(v: &Value) -> String {
+    let mut out = details(v, LICENSE_FIELDS);
+    if let Some(sessions) = v["sessions"].as_array() {
+        out.push_str("\nlive sessions:\n");
+        out.push_str(&table(SESSION_COLUMNS, sessions));
+    }
+    out
+}
+
+fn show_created_license(v: &Value) -> String {
+    format!(
+        "license key (shown this once; store it now): {}\n\n{}",
+        v["license_key"].as_str().unwrap_or("?"),
+        show_license(v)
+    )
+}
+
+fn show_status_change(v: &Value) -> String {
+    let (id, status) = (
+        v["id"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+    );
+    if v["changed"] == json!(true) {
+        format!("license {id} is now {status}\n")
+    } else {
+        format!("license {id} was already {status}\n")
+    }
+}
+
+fn show_list(columns: &'static [(&'static str, &'static str)]) -> impl Fn(&Value) -> String {
+    move |v| {
+        let rows = v["data"].as_array().cloned().unwrap_or_default();
+        let mut out = table(columns, &rows);
+        if let Some(next) = v["next_cursor"].as_str() {
+            out.push_str(&format!("(more: --cursor {next})\n"));
+        }
+        out
+    }
+}
+
+fn show_orgs(v: &Value) -> String {
+    show_list(&[("ID", "id"), ("NAME", "name"), ("CREATED", "created_at")])(v)
+}
+
+fn show_products(v: &Value) -> String {
+    show_list(&[
+        ("ID", "id"),
+        ("ORGANIZATION", "organization_id"),
+        ("CODE", "code"),
+        ("NAME", "name"),
+    ])(v)
+}
+
+fn show_licenses(v: &Value) -> String {
+    show_list(LICENSE_COLUMNS)(v)
+}
+
+fn show_sessions(v: &Value) -> String {
+    show_list(SESSION_COLUMNS)(v)
+}
+
+fn show_events(v: &Value) -> String {
+    show_list(&[
+        ("ID", "id"),
+        ("TIME", "occurred_at"),
+        ("ACTOR", "actor"),
+        ("ACTION", "action"),
+        ("OUTCOME", "outcome"),
+        ("SESSION", "session_id"),
+    ])(v)
+}
+
+fn show_released(v: &Value) -> String {
+    let id = v["session_id"].as_str().unwrap_or("?");
+    match v["outcome"].as_str() {
+        Some("released") => format!(
+            "session {id} released (license {})\n",
+            v["license_id"].as_str().unwrap_or("?")
+        ),
+        _ => format!(
+            "session {id} had already ended at {}\n",
+            v["ended_at"].as_str().unwrap_or("?")
+        ),
+    }
+}
+
+fn show_rebuild(v: &Value) -> String {
+    format!(
+        "wrote {} entries: {} licenses, {} ended sessions ({} licenses rechecked)\n",
+        v["entries_written"], v["licenses_written"], v["sessions_written"], v["licenses_rechecked"]
+    )
+}
+
+fn plan(command: Command) -> Call {
+    match command {
+        Command::Org(OrgCommand::Create { name }) => call(
+            "POST",
+            format!("{A}/organizations"),
+            Some(json!({ "name": name })),
+            show_org,
+        ),
+        Command::Org(OrgCommand::List { page }) => call(
+            "GET",
+            with_query(&format!("{A}/organizations"), &page.params()),
+            None,
+            show_orgs,
+        ),
+        Command::Org(OrgCommand::Get { id }) => {
+            call("GET", format!("{A}/organizations/{id}"), None, show_org)
+        }
+        Command::Product(ProductCommand::Create {
+            organization_id,
+            code,
+            name,
+        }) => call(
+            "POST",
+            format!("{A}/products"),
+            Some(json!({ "organization_id": organization_id, "code": code, "name": name })),
+            show_product,
+        ),
+        Command::Product(ProductCommand::List {
+            organization_id,
+            page,
+        }) => {
+            let [limit, cursor] = page.params();
+            let query = [("organization_id", organization_id), limit, cursor];
+            call(
+                "GET",
+                with_query(&format!("{A}/products"), &query),
+                None,
+                show_products,
+            )
+        }
+        Command::Product(ProductCommand::Get { id }) => {
+            call("GET", format!("{A}/products/{id}"), None, show_product)
+        }
+        Command::License(LicenseCommand::Create { product_id, terms }) => {
+            let mut body = Map::new();
+            body.insert("product_id".into(), product_id.into());
+            terms.into_body(&mut body);
+            call(
+                "POST",
+                format!("{A}/licenses"),
+                Some(Value::Object(body)),
+                show_created_license,
+            )
+        }
+        Command::License(LicenseCommand::List {
+            organization_id,
+            product_id,
+            status,
+            page,
+        }) => {
+            let [limit, cursor] = page.params();
+            let query = [
+                ("organization_id", organization_id),
+                ("product_id", product_id),
+                ("status", status),
+                limit,
+                cursor,
+            ];
+            call(
+                "GET",
+                with_query(&format!("{A}/licenses"), &query),
+                None,
+                show_licenses,
+            )
+        }
+        Command::License(LicenseCommand::Get { id }) => {
+            call("GET", format!("{A}/licenses/{id}"), None, show_license)
+        }
+        Command::License(LicenseCommand::Update {
+            id,
+            terms,
+            no_features,
+            no_expiry,
+        }) => {
+            let mut body = Map::new();
+            terms.into_body(&mut body);
+            if no_features {
+                body.insert("features".into(), json!([]));
+            }
+            if no_expiry {
+                body.insert("expires_at".into(), Value::Null);
+            }
+            call(
+                "PATCH",
+                format!("{A}/licenses/{id}"),
+                Some(Value::Object(body)),
+                show_license,
+            )
+        }
+        Command::License(LicenseCommand::Suspend(a)) => status_change("suspend", a),
+        Command::License(LicenseCommand::Reinstate(a)) => status_change("reinstate", a),
+        Command::License(LicenseCommand::Revoke(a)) => status_change("revoke", a),
+        Command::Session(SessionCommand::List {
+            license_id,
+            status,
+            page,
+        }) => {
+            let [limit, cursor] = page.params();
+            let query = [("status", Some(status)), limit, cursor];
+            call(
+                "GET",
+                with_query(&format!("{A}/licenses/{license_id}/sessions"), &query),
+                None,
+                show_sessions,
+            )
+        }
+        Command::Session(SessionCommand::Release { session_id }) => call(
+            "DELETE",
+            format!("{A}/sessions/{session_id}"),
+            None,
+            show_released,
+        ),
+        Command::Audit(AuditCommand::License { id, page }) => call(
+            "GET",
+            with_query(&format!("{A}/licenses/{id}/audit-events"), &page.params()),
+            None,
+            show_events,
+        ),
+        Command::Audit(AuditCommand::Org { id, page }) => call(
+            "GET",
+            with_query(
+                &format!("{A}/organizations/{id}/audit-events"),
+                &page.params(),
+            ),
+            None,
+            show_events,
+        ),
+        Command::Kv(KvCommand::Rebuild) => {
+            call("POST", format!("{A}/kv/rebuild"), None, show_rebuild)
+        }
+    }
+}
+
+fn status_change(action: &str, args: StatusArgs) -> Call {
+    let body = args.reason.map(|r| json!({ "reason": r }));
+    call(
+        "POST",
+        format!("{A}/licenses/{}/{action}", args.id),
+        body,
+        show_status_change,
+    )
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let url = args.url.ok_or_else(|| {
+        anyhow::anyhow!("give --url (or set LICENSE_EDGE_URL) to the app's origin")
+    })?;
+    let client = Client::from_env(&url)?;
+    let Call {
+        method,
+        path,
+        body,
+        show,
+    } = plan(args.command);
+    match client.call(method, &path, body.as_ref()) {
+        Ok(answer) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print!("{}", show(&answer));
+            }
+            for warning in answer["warnings"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "licensectl: warning: {}",
+                    warning.as_str().unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => match e.downcast::<Refused>() {
+            Ok(refused) => {
+                eprintln!("licensectl: refused: {refused}");
+                Ok(ExitCode::from(crate::EXIT_REFUSED))
+            }
+            Err(other) => Err(other),
+        },
+    }
+}
