@@ -22,10 +22,11 @@ pub enum Backend {
     Redis(Arc<RedisStore>),
 }
 
-/// A Redis-backed store with a lazily made, self-reconnecting connection.
+/// A Redis-backed store with a lazily made, self-reconnecting, multiplexed connection that
+/// every request shares (a clone per call; no lock is held across a round trip).
 pub struct RedisStore {
     client: redis::Client,
-    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    conn: Mutex<Option<ConnectionManager>>,
 }
 
 impl Backend {
@@ -38,7 +39,7 @@ impl Backend {
     pub fn redis(url: &str) -> anyhow::Result<Self> {
         Ok(Backend::Redis(Arc::new(RedisStore {
             client: redis::Client::open(url)?,
-            conn: tokio::sync::Mutex::new(None),
+            conn: Mutex::new(None),
         })))
     }
 
@@ -97,10 +98,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl RedisStore {
     async fn connection(&self) -> Result<ConnectionManager, String> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
+        if let Some(c) = lock(&self.conn).as_ref() {
             return Ok(c.clone());
         }
+        // Several requests may connect at once after a start or an outage; the last one in
+        // wins and the others' connections are dropped with their requests.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(REDIS_TIMEOUT)
             .set_response_timeout(REDIS_TIMEOUT)
@@ -112,7 +114,7 @@ impl RedisStore {
         .await
         .map_err(|_| "redis: connection timed out".to_owned())?
         .map_err(|e| format!("redis: {e}"))?;
-        *slot = Some(made.clone());
+        *lock(&self.conn) = Some(made.clone());
         Ok(made)
     }
 
