@@ -77,8 +77,8 @@ impl Entry {
             .ok_or_else(|| anyhow!("must be scheme://host[:port]"))?;
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() => (h, Some(p)),
-            _ => (rest, None),
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
         };
         if host.is_empty() {
             bail!("has no host");
