@@ -452,3 +452,29 @@ pub async fn admin_license(host: &Host, license: serde_json::Value) -> AdminLice
         key: v["license_key"].as_str().expect("the key").to_owned(),
     }
 }
+
+/// Acquires a seat of `license` for `machine` through the app and returns the license token.
+/// Panics unless the acquire is granted (201 or 200).
+pub async fn acquire_token(host: &Host, license: &TestLicense, machine: &str) -> String {
+    let auth = format!("Bearer {}", license.key);
+    let body = serde_json::json!({ "machine_id": machine }).to_string();
+    let r = host
+        .request(
+            "POST",
+            "/api/v1/licenses/acquire",
+            &[("authorization", &auth)],
+            body,
+        )
+        .await
+        .expect("the acquire request is answered");
+    assert!(
+        r.status == 201 || r.status == 200,
+        "acquire: {} {}",
+        r.status,
+        r.text()
+    );
+    r.json()["license_token"]
+        .as_str()
+        .expect("a granted acquire carries a license_token")
+        .to_owned()
+}

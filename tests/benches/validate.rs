@@ -4,7 +4,8 @@
 //! Run: `scripts/bench.sh validate` (starts PostgreSQL and Redis like the tests).
 
 use integration_tests::{
-    app, create_license, load, migrated_database, redis_runtime_config, redis_url, LicenseSpec,
+    acquire_token, app, create_license, load, migrated_database, redis_runtime_config, redis_url,
+    LicenseSpec,
 };
 use serde_json::json;
 use spin_test_host::kv::Backend;
@@ -30,17 +31,7 @@ async fn main() {
     )
     .await;
     let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
-    let auth = format!("Bearer {}", lic.key);
-    let r = host
-        .request(
-            "POST",
-            "/api/v1/licenses/acquire",
-            &[("authorization", &auth)],
-            json!({"machine_id": "bench"}).to_string(),
-        )
-        .await
-        .unwrap();
-    let token = r.json()["license_token"].as_str().unwrap().to_owned();
+    let token = acquire_token(&host, &lic, "bench").await;
     let body = json!({"token": token, "machine_id": "bench"}).to_string();
 
     // In-process: the whole request through the host, sequentially.

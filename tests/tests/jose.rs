@@ -2,8 +2,8 @@
 //! `/.well-known/jwks.json`, and a token PyJWT signs with the same key validates here.
 
 use integration_tests::{
-    app, create_license, migrated_database, redis_runtime_config, redis_url, LicenseSpec, ISSUER,
-    TEST_KID,
+    acquire_token, app, create_license, migrated_database, redis_runtime_config, redis_url,
+    LicenseSpec, ISSUER, TEST_KID,
 };
 use serde_json::{json, Value};
 use spin_test_host::kv::Backend;
@@ -33,18 +33,7 @@ async fn pyjwt_verifies_our_tokens_and_we_validate_pyjwt_tokens() {
     let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
     let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
 
-    let auth = format!("Bearer {}", lic.key);
-    let r = host
-        .request(
-            "POST",
-            "/api/v1/licenses/acquire",
-            &[("authorization", &auth)],
-            json!({"machine_id": "py"}).to_string(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.text());
-    let token = r.json()["license_token"].as_str().unwrap().to_owned();
+    let token = acquire_token(&host, &lic, "py").await;
 
     let jwks_url = format!("http://{addr}/.well-known/jwks.json");
     let verified = tokio::task::spawn_blocking({
