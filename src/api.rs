@@ -339,13 +339,7 @@ pub fn error_envelope(err: &ApiError, request_id: &str) -> (u16, Vec<u8>) {
 
 /// Formats 16 random bytes as a request id (`req_` and 32 lowercase hex digits).
 pub fn request_id(random: [u8; 16]) -> String {
-    let mut id = String::with_capacity(36);
-    id.push_str("req_");
-    for b in random {
-        id.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        id.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    id
+    format!("req_{}", crate::claims::hex(&random))
 }
 
 #[cfg(test)]

@@ -33,6 +33,44 @@ async fn send(
     )
 }
 
+/// One cycle on connection `s`: acquire a seat for `machine`, then release it.
+async fn cycle(
+    s: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    auth: &str,
+    machine: &str,
+) {
+    let body = json!({ "machine_id": machine }).to_string();
+    let req = load::request(
+        "POST",
+        addr,
+        "/api/v1/licenses/acquire",
+        &[
+            ("authorization", auth),
+            ("content-type", "application/json"),
+        ],
+        body,
+    );
+    let (status, body) = send(s, req).await;
+    assert!(
+        status == 201 || status == 200,
+        "acquire answered {status}: {body:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let path = format!(
+        "/api/v1/licenses/sessions/{}",
+        v["session_id"].as_str().unwrap()
+    );
+    let req = load::request(
+        "DELETE",
+        addr,
+        &path,
+        &[("authorization", auth)],
+        Vec::new(),
+    );
+    assert_eq!(send(s, req).await.0, 200);
+}
+
 async fn cycles(addr: SocketAddr, key: Arc<String>, concurrency: usize) -> (f64, Vec<Duration>) {
     let next = Arc::new(AtomicUsize::new(0));
     let lat = Arc::new(Mutex::new(Vec::with_capacity(CYCLES)));
@@ -45,36 +83,7 @@ async fn cycles(addr: SocketAddr, key: Arc<String>, concurrency: usize) -> (f64,
             let auth = format!("Bearer {key}");
             while next.fetch_add(1, Ordering::Relaxed) < CYCLES {
                 let t = Instant::now();
-                let body = json!({"machine_id": format!("bench-{w}")}).to_string();
-                let req = load::request(
-                    "POST",
-                    addr,
-                    "/api/v1/licenses/acquire",
-                    &[
-                        ("authorization", &auth),
-                        ("content-type", "application/json"),
-                    ],
-                    body,
-                );
-                let (status, body) = send(&mut s, req).await;
-                assert!(
-                    status == 201 || status == 200,
-                    "acquire answered {status}: {body:?}"
-                );
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                let path = format!(
-                    "/api/v1/licenses/sessions/{}",
-                    v["session_id"].as_str().unwrap()
-                );
-                let req = load::request(
-                    "DELETE",
-                    addr,
-                    &path,
-                    &[("authorization", &auth)],
-                    Vec::new(),
-                );
-                let (status, _) = send(&mut s, req).await;
-                assert_eq!(status, 200);
+                cycle(&mut s, addr, &auth, &format!("bench-{w}")).await;
                 lat.lock().unwrap().push(t.elapsed());
             }
         }));
@@ -117,32 +126,7 @@ async fn open_loop(
         tasks.push(tokio::spawn(async move {
             let mut s = rx.lock().await.recv().await.expect("a connection");
             let auth = format!("Bearer {key}");
-            let body = json!({"machine_id": format!("open-{i}")}).to_string();
-            let req = load::request(
-                "POST",
-                addr,
-                "/api/v1/licenses/acquire",
-                &[
-                    ("authorization", &auth),
-                    ("content-type", "application/json"),
-                ],
-                body,
-            );
-            let (status, body) = send(&mut s, req).await;
-            assert!(status == 201 || status == 200, "acquire answered {status}");
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let path = format!(
-                "/api/v1/licenses/sessions/{}",
-                v["session_id"].as_str().unwrap()
-            );
-            let req = load::request(
-                "DELETE",
-                addr,
-                &path,
-                &[("authorization", &auth)],
-                Vec::new(),
-            );
-            assert_eq!(send(&mut s, req).await.0, 200);
+            cycle(&mut s, addr, &auth, &format!("open-{i}")).await;
             lat.lock().unwrap().push(due.elapsed());
             tx.send(s).await.unwrap();
         }));

@@ -319,16 +319,17 @@ async fn validate_cannot_reach_postgres_under_the_real_manifest() {
         &vars,
         &app_vars,
     );
-    let host = HostBuilder::new(probe_path)
-        .read_env(false)
-        .build()
-        .await
-        .unwrap();
-    let r = host
-        .get(&format!("/probe/pg?url={}", encode(&db)))
-        .await
-        .unwrap()
-        .json();
+    // What the probe gets when it opens the database under the manifest at `path`.
+    let open_db = |path| async {
+        let host = HostBuilder::new(path)
+            .read_env(false)
+            .build()
+            .await
+            .unwrap();
+        let url = format!("/probe/pg?url={}", encode(&db));
+        host.get(&url).await.unwrap().json()
+    };
+    let r = open_db(probe_path).await;
     assert!(
         r["error"].as_str().unwrap().contains("is not permitted"),
         "{r}"
@@ -338,15 +339,6 @@ async fn validate_cannot_reach_postgres_under_the_real_manifest() {
     let health = &manifest.components["health"];
     let hosts: Vec<String> = health.allowed_outbound_hosts.clone();
     let probe_path = probe_manifest(&health.key_value_stores, &hosts, &[], &app_vars);
-    let host = HostBuilder::new(probe_path)
-        .read_env(false)
-        .build()
-        .await
-        .unwrap();
-    let r = host
-        .get(&format!("/probe/pg?url={}", encode(&db)))
-        .await
-        .unwrap()
-        .json();
+    let r = open_db(probe_path).await;
     assert!(r["ok"].is_string(), "{r}");
 }

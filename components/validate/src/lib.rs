@@ -3,7 +3,7 @@
 //! sessions. It never touches PostgreSQL (its manifest entry has no outbound host), so it keeps
 //! answering when the database is down. It also serves the public key set as JWKS.
 
-use edge_http::{allow_methods, error, json, new_request_id, normalized_path, now_millis};
+use edge_http::{allow_methods, error, header, json, new_request_id, normalized_path, now_millis};
 use license_edge::api::ApiError;
 use license_edge::edge::{license_key, sealed_index_key, session_key, standing, Standing};
 use license_edge::token::preflight;
@@ -31,10 +31,6 @@ fn handle(req: Request) -> impl IntoResponse {
         _ => Err(ApiError::NotFound),
     };
     result.unwrap_or_else(|e| error(&e, &request_id))
-}
-
-fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.header(name).and_then(|v| v.as_str())
 }
 
 fn key_set() -> Result<KeySet, ApiError> {
