@@ -1,8 +1,10 @@
 //! Ed25519 keys: the one signing key, the set of public keys that verify, and their text forms.
 //!
 //! Nothing here draws randomness: [`SigningKey::from_seed`] takes 32 random bytes from the
-//! caller (the CLI reads them from the OS). Every public key that enters a [`KeySet`] is checked
-//! to be a canonical point encoding of large order, so a weak key can never be configured.
+//! caller (the CLI reads them from the OS). Every public key is checked to be a canonical point
+//! encoding of large order, so a weak key can never verify anything: when it enters a
+//! [`KeySet`], or, for a set read with [`KeySet::from_text_deferring_point_checks`], when it
+//! verifies a signature (Ed25519 decodes the point there anyway, with the same checks).
 //!
 //! # Text forms
 //!
@@ -165,25 +167,41 @@ impl FromStr for SigningKey {
     }
 }
 
-/// A public key that verifies tokens, with its `kid`. Always a valid, large-order point.
+/// A public key that verifies tokens, with its `kid`. A valid, large-order point: checked when
+/// made, or (see [`KeySet::from_text_deferring_point_checks`]) at every verification.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifyingKey {
     kid: String,
     key: PublicKey,
 }
 
+/// When a public key's point is checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PointCheck {
+    /// When the key is read: a bad point refuses the key (and the set holding it).
+    Now,
+    /// When the key verifies a signature, which decodes the point with the same checks.
+    AtVerification,
+}
+
 impl VerifyingKey {
     /// Builds a public key from its 32 raw bytes, refusing an invalid `kid`, a non-canonical
     /// encoding, a point not on the curve, and small-order (weak) points.
     pub fn from_bytes(kid: &str, x: [u8; 32]) -> Result<Self, TokenError> {
+        Self::read(kid, x, PointCheck::Now)
+    }
+
+    fn read(kid: &str, x: [u8; 32], check: PointCheck) -> Result<Self, TokenError> {
         validate_kid(kid)?;
         let key = PublicKey::new(x);
-        key.validate().map_err(|e| match e {
-            ed25519_compact::Error::WeakPublicKey => {
-                TokenError::bad_key("the public key is a weak (small-order) point")
-            }
-            _ => TokenError::bad_key("the public key is not a valid Ed25519 point"),
-        })?;
+        if check == PointCheck::Now {
+            key.validate().map_err(|e| match e {
+                ed25519_compact::Error::WeakPublicKey => {
+                    TokenError::bad_key("the public key is a weak (small-order) point")
+                }
+                _ => TokenError::bad_key("the public key is not a valid Ed25519 point"),
+            })?;
+        }
         Ok(VerifyingKey {
             kid: kid.to_owned(),
             key,
@@ -214,7 +232,7 @@ impl VerifyingKey {
 
     /// Reads one JWK of type `OKP`/`Ed25519` (see the module docs for what is refused).
     pub fn from_jwk(jwk: &Value) -> Result<Self, TokenError> {
-        match parse_jwk(jwk)? {
+        match parse_jwk(jwk, PointCheck::Now)? {
             Some(key) => Ok(key),
             None => Err(TokenError::bad_key("the JWK is not an OKP Ed25519 key")),
         }
@@ -229,7 +247,8 @@ impl VerifyingKey {
     /// (`S >= L`, undecodable `R`).
     pub(crate) fn verify_signature(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         // `PublicKey::verify` rejects S >= L (`sc_reject_noncanonical`), an `R` or key that
-        // does not decode, and small-order keys, before doing the group equation.
+        // does not decode, and small-order keys, before doing the group equation: the same
+        // point checks as `from_bytes`, which is what lets a set defer them to here.
         self.key
             .verify(message, &ed25519_compact::Signature::new(*signature))
             .is_ok()
@@ -247,7 +266,7 @@ impl fmt::Debug for VerifyingKey {
 
 /// Reads a JWK: `Ok(None)` for a key of another type (skipped in a set), `Ok(Some)` for a
 /// well-formed Ed25519 key, an error for anything else.
-fn parse_jwk(jwk: &Value) -> Result<Option<VerifyingKey>, TokenError> {
+fn parse_jwk(jwk: &Value, check: PointCheck) -> Result<Option<VerifyingKey>, TokenError> {
     let Value::Object(entry) = jwk else {
         return Err(TokenError::bad_key("a JWK must be a JSON object"));
     };
@@ -285,7 +304,7 @@ fn parse_jwk(jwk: &Value) -> Result<Option<VerifyingKey>, TokenError> {
     let x = b64::decode_array::<32>(x).ok_or_else(|| {
         TokenError::bad_key("an Ed25519 JWK's \"x\" must be 32 bytes of base64url without padding")
     })?;
-    VerifyingKey::from_bytes(kid, x).map(Some)
+    VerifyingKey::read(kid, x, check).map(Some)
 }
 
 /// A string member of a JWK: `Ok(None)` if absent, an error if present and not a string.
@@ -359,6 +378,10 @@ impl KeySet {
 
     /// Reads a JWKS document (see the module docs for what is skipped and what is refused).
     pub fn from_jwks(jwks: &Value) -> Result<Self, TokenError> {
+        Self::read_jwks(jwks, PointCheck::Now)
+    }
+
+    fn read_jwks(jwks: &Value, check: PointCheck) -> Result<Self, TokenError> {
         let Some(Value::Array(entries)) = jwks.as_object().and_then(|o| o.get("keys")) else {
             return Err(TokenError::bad_key(
                 "a JWKS must be a JSON object with a \"keys\" array",
@@ -366,7 +389,7 @@ impl KeySet {
         };
         let mut set = KeySet::new();
         for (i, entry) in entries.iter().enumerate() {
-            let key = parse_jwk(entry).map_err(|e| match e {
+            let key = parse_jwk(entry, check).map_err(|e| match e {
                 TokenError::BadKey { reason } => {
                     TokenError::bad_key(format!("JWKS entry {i}: {reason}"))
                 }
@@ -381,18 +404,37 @@ impl KeySet {
 
     /// Reads JWKS JSON text. Duplicate JSON keys are refused, as in tokens.
     pub fn from_jwks_json(text: &str) -> Result<Self, TokenError> {
+        Self::read_jwks_json(text, PointCheck::Now)
+    }
+
+    fn read_jwks_json(text: &str, check: PointCheck) -> Result<Self, TokenError> {
         let map = crate::json::parse_object(text.as_bytes()).ok_or_else(|| {
             TokenError::bad_key("the JWKS is not a JSON object (or has duplicate keys)")
         })?;
-        Self::from_jwks(&Value::Object(map))
+        Self::read_jwks(&Value::Object(map), check)
     }
 
     /// Reads a public key set from a Spin variable or file: JWKS JSON if it starts with `{`,
     /// otherwise `ed25519:<kid>:<x>` entries separated by commas and/or whitespace.
     pub fn from_text(text: &str) -> Result<Self, TokenError> {
+        Self::read_text(text, PointCheck::Now)
+    }
+
+    /// [`KeySet::from_text`] without the curve check of each key's point, which costs a field
+    /// exponentiation per key (about 17 us in WebAssembly) and would be paid on every request
+    /// by a component that reads the set per request. Every other check is made. The set
+    /// verifies exactly the tokens a checked one would, since verification decodes the point
+    /// with the same checks and refuses a signature under a bad one; what is lost is only the
+    /// early, whole-set error for a bad point, so a set to be published (JWKS) or reported on
+    /// should come from [`KeySet::from_text`].
+    pub fn from_text_deferring_point_checks(text: &str) -> Result<Self, TokenError> {
+        Self::read_text(text, PointCheck::AtVerification)
+    }
+
+    fn read_text(text: &str, check: PointCheck) -> Result<Self, TokenError> {
         let text = text.trim();
         if text.starts_with('{') {
-            return Self::from_jwks_json(text);
+            return Self::read_jwks_json(text, check);
         }
         let mut set = KeySet::new();
         for entry in text
@@ -417,7 +459,7 @@ impl KeySet {
                     "public key \"{kid}\": x must be 32 bytes of base64url without padding"
                 ))
             })?;
-            set.insert(VerifyingKey::from_bytes(kid, x)?)?;
+            set.insert(VerifyingKey::read(kid, x, check)?)?;
         }
         set.non_empty()
     }
@@ -724,6 +766,43 @@ mod tests {
         }
         let err = KeySet::from_text(&key("k", 3).to_secret_text()).unwrap_err();
         assert!(err.to_string().contains("signing key"), "{err}");
+    }
+
+    #[test]
+    fn deferring_point_checks_skips_only_the_point_check() {
+        let good = key("k", 3).verifying_key();
+        let x = b64::encode(good.to_bytes());
+        let bad_point = format!("ed25519:z:{}", b64::encode([0u8; 32]));
+        let with_bad_point = format!("{},{bad_point}", good.to_text());
+        assert!(KeySet::from_text(&with_bad_point).is_err());
+        let deferred = KeySet::from_text_deferring_point_checks(&with_bad_point).unwrap();
+        assert_eq!(deferred.len(), 2);
+        let jwks = format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"z","x":"{}"}}]}}"#,
+            b64::encode([0u8; 32])
+        );
+        assert!(KeySet::from_text(&jwks).is_err());
+        assert!(KeySet::from_text_deferring_point_checks(&jwks).is_ok());
+        for text in [
+            String::new(),
+            format!("k:{x}"),
+            format!("ed25519:k:{x}="),
+            format!("ed25519::{x}"),
+            format!("{},{}", good.to_text(), good.to_text()),
+            key("k", 3).to_secret_text(),
+        ] {
+            assert_eq!(
+                KeySet::from_text_deferring_point_checks(&text)
+                    .unwrap_err()
+                    .code(),
+                "bad_key",
+                "{text}"
+            );
+        }
+        assert_eq!(
+            KeySet::from_text_deferring_point_checks(&good.to_text()).unwrap(),
+            KeySet::from_text(&good.to_text()).unwrap()
+        );
     }
 
     #[test]

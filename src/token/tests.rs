@@ -627,6 +627,41 @@ fn weak_key_checks_are_enabled_in_ed25519_compact() {
     assert!(VerifyingKey::from_bytes("weak", identity).is_err());
 }
 
+/// A set that defers point checks holds the weak key, yet the forgery above still fails: the
+/// check happens at verification. Good keys in the same set verify as in a checked set.
+#[test]
+fn deferred_point_checks_still_refuse_weak_keys_at_verification() {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let (token, key, _) = fixture();
+    let text = format!(
+        "ed25519:weak:{},{}",
+        b64::encode(identity),
+        key.verifying_key().to_text()
+    );
+    assert!(KeySet::from_text(&text).is_err());
+    let deferred = KeySet::from_text_deferring_point_checks(&text).unwrap();
+    let mut sig = [0u8; 64];
+    sig[0] = 1;
+    let header = header_with(|h| {
+        h.insert("kid".into(), json!("weak"));
+    });
+    let forged = format!(
+        "{}.{}.{}",
+        b64::encode(header.as_bytes()),
+        b64::encode(good_payload().as_bytes()),
+        b64::encode(sig)
+    );
+    assert_eq!(
+        check(&forged, &deferred).unwrap_err(),
+        TokenError::BadSignature
+    );
+    assert_eq!(
+        check(&token, &deferred).unwrap().claims(),
+        check(&token, &key_set(&[&key])).unwrap().claims()
+    );
+}
+
 #[test]
 fn signature_is_verified_before_the_claims_are_parsed() {
     let (_, _, set) = fixture();

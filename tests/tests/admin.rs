@@ -670,6 +670,18 @@ async fn refusals_answer_4xx_and_write_nothing() {
         (
             "POST",
             "/api/v1/admin/organizations".into(),
+            serde_json::from_str(&format!(
+                r#"{{"name":{}{}}}"#,
+                "[".repeat(126),
+                "]".repeat(126)
+            ))
+            .unwrap(),
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/v1/admin/organizations".into(),
             json!({"name": "a", "extra": 1}),
             400,
             "invalid_field",

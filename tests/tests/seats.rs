@@ -529,6 +529,29 @@ async fn every_refusal_leaves_seats_and_licenses_unchanged() {
             400,
             "invalid_field",
         ),
+        // As deep as the JSON parser goes, and deeper: the component's small stack holds both.
+        (
+            "POST",
+            ACQUIRE.into(),
+            Some(key.clone()),
+            Some("application/json"),
+            format!(
+                r#"{{"machine_id":"m","metadata":"x","deep":{}{}}}"#,
+                "[".repeat(126),
+                "]".repeat(126)
+            ),
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            ACQUIRE.into(),
+            Some(key.clone()),
+            Some("application/json"),
+            format!(r#"{{"machine_id":"m","deep":{}}}"#, "[".repeat(4000)),
+            400,
+            "invalid_json",
+        ),
         (
             "POST",
             ACQUIRE.into(),

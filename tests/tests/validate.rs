@@ -373,6 +373,25 @@ async fn bad_input_table() {
         |alg: &str| b64(&json!({"alg": alg, "typ": "JWT", "kid": integration_tests::TEST_KID}));
     let long_machine = "m".repeat(300);
     let huge = "a".repeat(20_000);
+    // Nesting as deep as the JSON parser goes (its limit is 128) and far deeper: the parse
+    // recursion must fit the component's stack, which `.cargo/config.toml` keeps small.
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let deep_header = {
+        let text = format!(
+            "{{\"alg\":\"EdDSA\",\"kid\":\"{}\",\"x\":{}}}",
+            integration_tests::TEST_KID,
+            nested(126)
+        );
+        b64(&serde_json::from_str::<Value>(&text).unwrap())
+    };
+    // Signed, so the claims are parsed too: deep, well-formed, and missing every claim.
+    let deep_claims = license_edge::token::sign_jws(
+        &test_signing_key(),
+        json!({"alg": "EdDSA", "kid": integration_tests::TEST_KID})
+            .to_string()
+            .as_bytes(),
+        format!("{{\"x\":{}}}", nested(126)).as_bytes(),
+    );
     // (method, headers, body, expected status, expected code)
     let cases: Vec<Case> = vec![
         ("POST", vec![], "".into(), 400, "missing_field"),
@@ -484,6 +503,20 @@ async fn bad_input_table() {
             format!("{{\"token\":\"{good}\"}}"),
             400,
             "invalid_field",
+        ),
+        (
+            "POST",
+            vec![],
+            format!("{{\"token\":{}}}", nested(126)),
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            vec![],
+            format!("{{\"token\":{}}}", nested(4000)),
+            400,
+            "invalid_json",
         ),
         ("GET", vec![], "".into(), 405, "method_not_allowed"),
         ("PUT", vec![], "{}".into(), 405, "method_not_allowed"),
@@ -604,6 +637,20 @@ async fn bad_input_table() {
             format!("{{\"token\":\"{h}.{}.{s}\"}}", b64(&json!({"sub":"x"}))),
             200,
             "BAD_SIGNATURE",
+        ),
+        (
+            "POST",
+            vec![],
+            format!("{{\"token\":\"{deep_header}.{p}.{s}\"}}"),
+            200,
+            "BAD_SIGNATURE",
+        ),
+        (
+            "POST",
+            vec![],
+            format!("{{\"token\":\"{deep_claims}\"}}"),
+            200,
+            "MISSING_CLAIM",
         ),
     ];
     assert!(cases.len() >= 30);
