@@ -1,32 +1,35 @@
 //! Sealed verification results: a cache of verified tokens that lives in a shared store.
 //!
 //! Spin makes a fresh instance for every request, so a component cannot remember that it
-//! verified a token a moment ago; the key-value store can. [`seal`] turns a [`VerifiedToken`]
-//! into an entry bound to the exact token (by its SHA-256) and to the exact public key that
-//! verified it, authenticated with HMAC-SHA256 under a secret only the validating component
-//! holds. [`verify_sealed`] accepts an entry only if all of that still holds, and then re-runs
-//! every check that depends on time, policy and machine, so an entry never outlives the token's
-//! `exp`, never survives the removal of its key from the set, and never skips a check. Anything
-//! else (no entry, another token's entry, a forged or damaged entry, a key rotated out) falls
-//! back to the full [`verify`]. Revocation is not this module's business: callers check the
-//! read model after either path.
+//! verified a token a moment ago; the key-value store can. After a full verification,
+//! [`verify_sealed`] hands back an entry to store at [`sealed_key`]: an HMAC-SHA256, under a
+//! secret only the validating component holds, of the token's SHA-256 and of the `kid` and key
+//! bytes that verified it. Given that entry later, it skips exactly one check, the signature:
+//! the token is still parsed, its header checked, its `kid` looked up in the current key set,
+//! and its claims read from the token itself and checked against the time, policy and machine
+//! as in [`verify`](super::verify). So an entry never outlives the token's `exp`, never
+//! survives the removal or replacement of its key, and cannot be made or altered without the
+//! secret. Anything else (no entry, another token's entry, a forged or damaged one) means a full
+//! verification. Revocation is not this module's business: callers check the read model after
+//! either path.
 
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{check_claims, token_digest, verify, Policy, VerifiedToken};
-use crate::b64;
-use crate::claims::{hex, Claims};
+use super::{token_digest, verify_vouched, Policy, VerifiedToken};
+use crate::claims::hex;
 use crate::error::TokenError;
-use crate::json;
-use crate::keys::KeySet;
+use crate::keys::{KeySet, VerifyingKey};
 
 /// The shortest sealing key accepted; shorter keys disable the cache.
 pub const MIN_SEAL_KEY_BYTES: usize = 32;
 
 /// The store key of a token's sealed entry: `vt:` and the token's SHA-256 in hex.
 pub fn sealed_key(token: &str) -> String {
-    format!("vt:{}", hex(&token_digest(token)))
+    key_for(&token_digest(token))
+}
+
+fn key_for(digest: &[u8; 32]) -> String {
+    format!("vt:{}", hex(digest))
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -45,116 +48,119 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-fn mac(seal_key: &[u8], digest: &str, kid: &str, x: &str, claims: &str) -> String {
-    let message = format!("license-edge sealed token v1\n{digest}\n{kid}\n{x}\n{claims}");
-    hex(&hmac_sha256(seal_key, message.as_bytes()))
+/// The entry for the token with `digest`, verified under `key`: the MAC in hex.
+fn entry_for(seal_key: &[u8], digest: &[u8; 32], key: &VerifyingKey) -> Vec<u8> {
+    let mut message = b"license-edge sealed token v2\n".to_vec();
+    message.extend_from_slice(&digest[..]);
+    message.extend_from_slice(key.kid().as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(&key.to_bytes());
+    hex(&hmac_sha256(seal_key, &message)).into_bytes()
 }
 
 fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The sealed entry for `verified`, the result of verifying `token` against `keys`.
-/// `None` when the key is shorter than [`MIN_SEAL_KEY_BYTES`] or the verifying key is no
-/// longer in `keys`.
-pub fn seal(
-    verified: &VerifiedToken,
-    token: &str,
-    keys: &KeySet,
-    seal_key: &[u8],
-) -> Option<Vec<u8>> {
-    if seal_key.len() < MIN_SEAL_KEY_BYTES {
-        return None;
-    }
-    let x = b64::encode(keys.get(verified.kid())?.to_bytes());
-    let digest = hex(&token_digest(token));
-    let claims = verified.claims().to_json().to_string();
-    let m = mac(seal_key, &digest, verified.kid(), &x, &claims);
-    let entry = json!({ "d": digest, "kid": verified.kid(), "x": x, "c": claims, "m": m });
-    Some(entry.to_string().into_bytes())
+/// What [`verify_sealed`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCheck {
+    /// The verified token.
+    pub verified: VerifiedToken,
+    /// Whether a sealed entry stood in for the signature check.
+    pub from_cache: bool,
+    /// After a full verification with caching on: the store key and the entry to write there,
+    /// so the next validation of this token can skip the signature check.
+    pub new_entry: Option<(String, Vec<u8>)>,
 }
 
-/// Reads a sealed entry for `token`; `None` unless it is intact, for this token, and for a key
-/// still in `keys` with the same bytes.
-fn open(token: &str, entry: &[u8], keys: &KeySet, seal_key: &[u8]) -> Option<VerifiedToken> {
-    if seal_key.len() < MIN_SEAL_KEY_BYTES {
-        return None;
-    }
-    let entry: Value = serde_json::from_slice(entry).ok()?;
-    let field = |name: &str| entry.get(name).and_then(Value::as_str);
-    let (d, kid, x, c, m) = (
-        field("d")?,
-        field("kid")?,
-        field("x")?,
-        field("c")?,
-        field("m")?,
-    );
-    let expected = mac(seal_key, d, kid, x, c);
-    if !equal_in_constant_time(expected.as_bytes(), m.as_bytes()) {
-        return None;
-    }
-    if d != hex(&token_digest(token)) {
-        return None;
-    }
-    let key = keys.get(kid)?;
-    if b64::encode(key.to_bytes()) != x {
-        return None;
-    }
-    let claims = Claims::from_json_object(json::parse_object(c.as_bytes())?).ok()?;
-    Some(VerifiedToken {
-        kid: kid.to_owned(),
-        claims,
-    })
-}
-
-/// Verifies `token`, using its sealed entry when there is a good one. Returns the verified
-/// token and whether the entry was used (`true`: the signature was not checked again because
-/// this very token was verified before with this very key).
+/// Verifies `token`, using its sealed entry when there is a good one.
+///
+/// `seal_key` of at least [`MIN_SEAL_KEY_BYTES`] turns the cache on; then `lookup` is called
+/// with the store key (at most once, and only for a token whose structure, header and `kid`
+/// passed, so a token that cannot verify costs no I/O) and returns the entry stored there, if
+/// any. `lookup` is where the caller does its I/O; this function does none.
 pub fn verify_sealed(
     token: &str,
-    entry: Option<&[u8]>,
     keys: &KeySet,
     policy: &Policy,
     now: i64,
     machine_id: Option<&str>,
-    seal_key: &[u8],
-) -> Result<(VerifiedToken, bool), TokenError> {
-    if let Some(verified) = entry.and_then(|e| open(token, e, keys, seal_key)) {
-        check_claims(verified.claims(), policy, now, machine_id)?;
-        return Ok((verified, true));
-    }
-    verify(token, keys, policy, now, machine_id).map(|v| (v, false))
+    seal_key: Option<&[u8]>,
+    lookup: impl FnOnce(&str) -> Option<Vec<u8>>,
+) -> Result<SealedCheck, TokenError> {
+    let seal_key = seal_key.filter(|k| k.len() >= MIN_SEAL_KEY_BYTES);
+    let Some(seal_key) = seal_key else {
+        let (verified, _) =
+            verify_vouched(token.as_bytes(), keys, policy, now, machine_id, |_| false)?;
+        return Ok(SealedCheck {
+            verified,
+            from_cache: false,
+            new_entry: None,
+        });
+    };
+    let digest = token_digest(token);
+    let store_key = key_for(&digest);
+    let mut expected = None;
+    let (verified, from_cache) =
+        verify_vouched(token.as_bytes(), keys, policy, now, machine_id, |key| {
+            let entry = entry_for(seal_key, &digest, key);
+            let stored = lookup(&store_key);
+            let vouched = stored.is_some_and(|s| equal_in_constant_time(&s, &entry));
+            expected = Some(entry);
+            vouched
+        })?;
+    let new_entry = match (from_cache, expected) {
+        (false, Some(entry)) => Some((store_key, entry)),
+        _ => None,
+    };
+    Ok(SealedCheck {
+        verified,
+        from_cache,
+        new_entry,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::Claims;
     use crate::keys::SigningKey;
     use crate::token::issue;
 
     const SEAL: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-    fn setup() -> (SigningKey, KeySet, String) {
+    fn setup() -> (KeySet, String) {
         let key = SigningKey::from_seed("k1", [3; 32]).unwrap();
         let mut keys = KeySet::new();
         keys.insert(key.verifying_key()).unwrap();
         let claims = Claims::new("iss", "lic", "aud", "ses", 1_000, 600).with_machine_id("m");
-        let token = issue(&key, &claims).unwrap();
-        (key, keys, token)
+        (keys, issue(&key, &claims).unwrap())
     }
 
-    #[test]
-    fn preflight_refuses_without_signature_work() {
-        let (_, keys, token) = setup();
-        assert_eq!(crate::token::preflight(&token, &keys), Ok(()));
-        assert_eq!(
-            crate::token::preflight(&token, &KeySet::new()),
-            Err(TokenError::UnknownKey)
-        );
-        assert!(matches!(
-            crate::token::preflight("x.y", &keys),
-            Err(TokenError::Malformed { .. })
-        ));
+    /// Verifies `token` against a store holding at most `stored`, with the defaults below.
+    fn check_with(
+        token: &str,
+        keys: &KeySet,
+        stored: Option<&[u8]>,
+        now: i64,
+        machine_id: Option<&str>,
+        seal_key: &[u8],
+    ) -> Result<SealedCheck, TokenError> {
+        let policy = Policy::new();
+        verify_sealed(token, keys, &policy, now, machine_id, Some(seal_key), |k| {
+            assert_eq!(k, sealed_key(token));
+            stored.map(<[u8]>::to_vec)
+        })
+    }
+
+    /// The entry a first, full verification asks to store.
+    fn first_entry(token: &str, keys: &KeySet) -> Vec<u8> {
+        let first = check_with(token, keys, None, 1_100, None, SEAL).unwrap();
+        assert!(!first.from_cache);
+        let (key, entry) = first.new_entry.unwrap();
+        assert_eq!(key, sealed_key(token));
+        entry
     }
 
     #[test]
@@ -168,55 +174,77 @@ mod tests {
 
     #[test]
     fn a_sealed_entry_is_used_and_still_rechecked() {
-        let (_, keys, token) = setup();
-        let policy = Policy::new();
-        let (v, hit) = verify_sealed(&token, None, &keys, &policy, 1_100, None, SEAL).unwrap();
-        assert!(!hit);
-        let entry = seal(&v, &token, &keys, SEAL).unwrap();
-        let (again, hit) =
-            verify_sealed(&token, Some(&entry), &keys, &policy, 1_100, Some("m"), SEAL).unwrap();
-        assert!(hit);
-        assert_eq!(again, v);
+        let (keys, token) = setup();
+        let entry = first_entry(&token, &keys);
+        let full = crate::token::verify(&token, &keys, &Policy::new(), 1_100, None).unwrap();
+        let hit = check_with(&token, &keys, Some(&entry), 1_100, Some("m"), SEAL).unwrap();
+        assert!(hit.from_cache);
+        assert_eq!(hit.new_entry, None, "nothing to write on a hit");
+        assert_eq!(hit.verified, full);
         // The entry never outlives exp, nor skips the machine or policy checks.
-        let err =
-            verify_sealed(&token, Some(&entry), &keys, &policy, 1_700, None, SEAL).unwrap_err();
+        let err = check_with(&token, &keys, Some(&entry), 1_700, None, SEAL).unwrap_err();
         assert_eq!(err, TokenError::Expired);
-        let err = verify_sealed(
-            &token,
-            Some(&entry),
-            &keys,
-            &policy,
-            1_100,
-            Some("other"),
-            SEAL,
-        )
-        .unwrap_err();
+        let err = check_with(&token, &keys, Some(&entry), 1_100, Some("other"), SEAL).unwrap_err();
         assert_eq!(err, TokenError::MachineMismatch);
-        let err = verify_sealed(
-            &token,
-            Some(&entry),
-            &keys,
-            &policy.clone().with_audience("x"),
-            1_100,
-            None,
-            SEAL,
-        )
+        let policy = Policy::new().with_audience("x");
+        let err = verify_sealed(&token, &keys, &policy, 1_100, None, Some(SEAL), |_| {
+            Some(entry.clone())
+        })
         .unwrap_err();
         assert_eq!(err, TokenError::WrongAudience);
     }
 
     #[test]
+    fn no_lookup_for_a_token_that_cannot_verify_or_without_a_key() {
+        let (keys, token) = setup();
+        for bad in ["x.y", "a.b.c", ""] {
+            let err = verify_sealed(bad, &keys, &Policy::new(), 1_100, None, Some(SEAL), |_| {
+                panic!("looked up {bad:?}")
+            })
+            .unwrap_err();
+            assert!(
+                matches!(err, TokenError::Malformed { .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        let err = verify_sealed(
+            &token,
+            &KeySet::new(),
+            &Policy::new(),
+            1_100,
+            None,
+            Some(SEAL),
+            |_| panic!("looked up a token of an unknown key"),
+        )
+        .unwrap_err();
+        assert_eq!(err, TokenError::UnknownKey);
+        for short in [None, Some(&b"short"[..])] {
+            let plain = verify_sealed(&token, &keys, &Policy::new(), 1_100, None, short, |_| {
+                panic!("looked up with the cache off")
+            })
+            .unwrap();
+            assert!(!plain.from_cache && plain.new_entry.is_none());
+        }
+    }
+
+    #[test]
     fn rejects_entries_that_do_not_hold_any_more() {
-        let (_, keys, token) = setup();
-        let policy = Policy::new();
-        let v = verify(&token, &keys, &policy, 1_100, None).unwrap();
-        let entry = seal(&v, &token, &keys, SEAL).unwrap();
-        // Another token's entry does not serve this one: a forged token is fully verified.
+        let (keys, token) = setup();
+        let entry = first_entry(&token, &keys);
+        // Another token under the same entry is fully verified: a forged token stays forged.
         let mut forged = token.clone();
         forged.pop();
         forged.push(if token.ends_with('A') { 'B' } else { 'A' });
-        let err =
-            verify_sealed(&forged, Some(&entry), &keys, &policy, 1_100, None, SEAL).unwrap_err();
+        let err = verify_sealed(
+            &forged,
+            &keys,
+            &Policy::new(),
+            1_100,
+            None,
+            Some(SEAL),
+            |_| Some(entry.clone()),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, TokenError::BadSignature | TokenError::Malformed { .. }),
             "{err:?}"
@@ -225,8 +253,7 @@ mod tests {
         let other = SigningKey::from_seed("k2", [4; 32]).unwrap();
         let mut rotated = KeySet::new();
         rotated.insert(other.verifying_key()).unwrap();
-        let err =
-            verify_sealed(&token, Some(&entry), &rotated, &policy, 1_100, None, SEAL).unwrap_err();
+        let err = check_with(&token, &rotated, Some(&entry), 1_100, None, SEAL).unwrap_err();
         assert_eq!(err, TokenError::UnknownKey);
         // The same kid with other key bytes: not a hit, and the signature fails.
         let mut swapped = KeySet::new();
@@ -237,41 +264,18 @@ mod tests {
                     .verifying_key(),
             )
             .unwrap();
-        let err =
-            verify_sealed(&token, Some(&entry), &swapped, &policy, 1_100, None, SEAL).unwrap_err();
+        let err = check_with(&token, &swapped, Some(&entry), 1_100, None, SEAL).unwrap_err();
         assert_eq!(err, TokenError::BadSignature);
-        // Without the sealing key, an entry cannot be made or altered.
-        let mut text = String::from_utf8(entry.clone()).unwrap();
-        text = text.replace("\\\"lic\\\"", "\\\"lic2\\\"");
-        let (v2, hit) = verify_sealed(
-            &token,
-            Some(text.as_bytes()),
-            &keys,
-            &policy,
-            1_100,
-            None,
-            SEAL,
-        )
-        .unwrap();
-        assert!(!hit, "an altered entry is ignored");
-        assert_eq!(v2.claims().sub, "lic");
-        let (_, hit) = verify_sealed(
-            &token,
-            Some(&entry),
-            &keys,
-            &policy,
-            1_100,
-            None,
-            b"another key of thirty-two bytes!",
-        )
-        .unwrap();
-        assert!(!hit);
-        // Garbage and short keys are ignored, never a panic.
-        for junk in [&b""[..], b"{}", b"[1]", b"\xff\xfe", b"{\"d\":1}"] {
-            let (_, hit) =
-                verify_sealed(&token, Some(junk), &keys, &policy, 1_100, None, SEAL).unwrap();
-            assert!(!hit);
+        // Another sealing key, an altered entry, garbage: all misses, never a panic.
+        let other_seal = b"another key of thirty-two bytes!";
+        let miss = check_with(&token, &keys, Some(&entry), 1_100, None, other_seal).unwrap();
+        assert!(!miss.from_cache);
+        let mut altered = entry.clone();
+        altered[0] ^= 1;
+        for junk in [&altered[..], b"", b"{}", b"\xff\xfe", &entry[..63]] {
+            let miss = check_with(&token, &keys, Some(junk), 1_100, None, SEAL).unwrap();
+            assert!(!miss.from_cache, "{junk:?}");
+            assert!(miss.new_entry.is_some(), "a miss offers a fresh entry");
         }
-        assert!(seal(&v, &token, &keys, b"short").is_none());
     }
 }

@@ -3,15 +3,16 @@
 //! sessions. It never touches PostgreSQL (its manifest entry has no outbound host), so it keeps
 //! answering when the database is down. It also serves the public key set as JWKS.
 
-use edge_http::{allow_methods, error, header, json, new_request_id, normalized_path, now_millis};
+use edge_http::{
+    allow_methods, error, header, json, json_text, new_request_id, normalized_path, now_millis,
+};
 use license_edge::api::ApiError;
 use license_edge::edge::{license_key, sealed_index_key, session_key, standing, Standing};
-use license_edge::token::preflight;
-use license_edge::token::sealed::{seal, sealed_key, verify_sealed, MIN_SEAL_KEY_BYTES};
+use license_edge::token::sealed::verify_sealed;
 use license_edge::validate::{
     invalid_body, parse_request, standing_refusal, token_refusal_code, valid_body,
 };
-use license_edge::{KeySet, Policy, VerifiedToken};
+use license_edge::{KeySet, Policy};
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, variables};
@@ -77,53 +78,38 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         policy = policy.with_audience(product.clone());
     }
     let now_ms = now_millis();
-    if let Err(e) = preflight(&request.token, &keys) {
-        let body = invalid_body(&token_refusal_code(&e), &e.to_string(), request_id);
-        return Ok(json(200, &body));
-    }
     // The store is opened up front for the verified-token cache, but a store failure only
     // matters once a token has verified: a refused token is answered without it.
     let store = key_value::Store::open_default();
-    let seal_key = variables::get("verify_cache_key")
-        .ok()
-        .filter(|k| k.len() >= MIN_SEAL_KEY_BYTES);
-    let cache_key = sealed_key(&request.token);
-    let cached = match (&store, &seal_key) {
-        (Ok(store), Some(_)) => store.get(&cache_key).unwrap_or_else(|e| {
-            eprintln!("validate: verified-token cache read failed: {e}");
-            None
-        }),
-        _ => None,
-    };
+    let seal_key = variables::get("verify_cache_key").ok();
     let checked = verify_sealed(
         &request.token,
-        cached.as_deref(),
         &keys,
         &policy,
         now_ms / 1000,
         request.machine_id.as_deref(),
-        seal_key.as_deref().unwrap_or_default().as_bytes(),
+        seal_key.as_deref().map(str::as_bytes),
+        |cache_key| match &store {
+            Ok(store) => store.get(cache_key).unwrap_or_else(|e| {
+                eprintln!("validate: verified-token cache read failed: {e}");
+                None
+            }),
+            Err(_) => None,
+        },
     );
-    let (verified, from_cache) = match checked {
-        Ok(v) => v,
+    let checked = match checked {
+        Ok(checked) => checked,
         Err(e) => {
             let body = invalid_body(&token_refusal_code(&e), &e.to_string(), request_id);
             return Ok(json(200, &body));
         }
     };
-    let claims = verified.claims();
+    let claims = checked.verified.claims();
     let store = store.map_err(unavailable)?;
     let license = store.get(&license_key(&claims.sub)).map_err(unavailable)?;
     let session = store.get(&session_key(&claims.sid)).map_err(unavailable)?;
-    if let (false, Some(seal_key)) = (from_cache, &seal_key) {
-        remember(
-            &store,
-            &verified,
-            &request.token,
-            &keys,
-            seal_key,
-            &cache_key,
-        );
+    if let Some((cache_key, entry)) = &checked.new_entry {
+        remember(&store, &claims.sid, cache_key, entry);
     }
     match standing(license.as_deref(), session.as_deref(), now_ms) {
         Standing::Unknown => {
@@ -132,26 +118,16 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         }
         other => Ok(match standing_refusal(other) {
             Some((code, message)) => json(200, &invalid_body(code, message, request_id)),
-            None => json(200, &valid_body(claims, request_id)),
+            None => json_text(200, valid_body(claims, request_id)),
         }),
     }
 }
 
 /// Caches a token that just verified, keeping at most one entry per session: the entry of the
 /// session's previous token is deleted. Failures only cost a later full verification.
-fn remember(
-    store: &key_value::Store,
-    verified: &VerifiedToken,
-    token: &str,
-    keys: &KeySet,
-    seal_key: &str,
-    cache_key: &str,
-) {
-    let Some(entry) = seal(verified, token, keys, seal_key.as_bytes()) else {
-        return;
-    };
-    let index = sealed_index_key(&verified.claims().sid);
-    let result = store.set(cache_key, &entry).and_then(|()| {
+fn remember(store: &key_value::Store, session_id: &str, cache_key: &str, entry: &[u8]) {
+    let index = sealed_index_key(session_id);
+    let result = store.set(cache_key, entry).and_then(|()| {
         let previous = store.get(&index)?;
         if let Some(previous) = previous.filter(|p| p.as_slice() != cache_key.as_bytes()) {
             store.delete(&String::from_utf8_lossy(&previous))?;

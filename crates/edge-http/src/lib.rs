@@ -46,11 +46,16 @@ pub fn normalized_path(req: &Request) -> String {
 
 /// A JSON response with the given status and body.
 pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    json_text(status, body.to_string())
+}
+
+/// A JSON response from text already serialized, with the same headers as [`json`].
+pub fn json_text(status: u16, body: String) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .header("cache-control", "no-store")
-        .body(body.to_string())
+        .body(body)
         .build()
 }
 
