@@ -9,9 +9,26 @@
 //!   model was lost (a Redis flush), so validation cannot answer authoritatively.
 //! - `sess:{session_id}` ([`SessionEnded`]) exists only for a session that ended before its
 //!   token expired; it can be deleted once `token_expires_at` has passed.
-//! - `vt:{sha256(token)}` and `vtx:{session_id}`: the verified-token cache of the validate
-//!   component ([`crate::token::sealed`]), at most one entry per session. Losing them costs
-//!   only a signature check.
+//! - `vt:{session_id}` ([`sealed_key`]): the validate component's verified-token cache entry for
+//!   the session's current token ([`crate::token::sealed`]). It also stands for "this session
+//!   had not ended when the entry was written, and nobody has ended it since", so a validation
+//!   that uses it reads only `lic:`. Losing it costs only a signature check.
+//!
+//! # Ending a session: the two-writer protocol
+//!
+//! A session end and a validation that caches the session's token can run at the same time.
+//! They keep "a `vt:` entry exists only for a session not ended" by ordering their operations
+//! (each a single key-value call, which Redis serializes):
+//!
+//! - the writer that ends a session sets `sess:{id}`, then deletes `vt:{id}`
+//!   ([`SESSION_END`]);
+//! - a validation that found the session live sets `vt:{id}`, then reads `sess:{id}` again, and
+//!   deletes `vt:{id}` if the marker is there now ([`CACHE_WRITE`]).
+//!
+//! Whatever the interleaving, either the validation's second read sees the marker, or the
+//! writer's delete comes after the validation's set: no entry survives an end. The tests check
+//! every interleaving. A key-value failure part-way through a session end is answered as such
+//! (503), and the admin rebuild repeats both steps for every ended session.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,12 +42,29 @@ pub fn session_key(session_id: &str) -> String {
     format!("sess:{session_id}")
 }
 
-/// The key naming a session's current verified-token cache entry (see
-/// [`crate::token::sealed`]): the validate component keeps one entry per session and deletes
-/// the previous one when a new token of the session is cached.
-pub fn sealed_index_key(session_id: &str) -> String {
-    format!("vtx:{session_id}")
+/// The key of a session's verified-token cache entry (see the module docs).
+pub fn sealed_key(session_id: &str) -> String {
+    format!("vt:{session_id}")
 }
+
+/// One step of the session-end protocol (see the module docs), for documentation and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Set `sess:{id}`.
+    SetMarker,
+    /// Delete `vt:{id}`.
+    DeleteEntry,
+    /// Set `vt:{id}`.
+    SetEntry,
+    /// Read `sess:{id}`; when the marker is there, the writer's next step is [`Step::DeleteEntry`].
+    CheckMarker,
+}
+
+/// What a writer that ends a session does, in order.
+pub const SESSION_END: [Step; 2] = [Step::SetMarker, Step::DeleteEntry];
+
+/// What a validation that found the session live does to cache its token, in order.
+pub const CACHE_WRITE: [Step; 2] = [Step::SetEntry, Step::CheckMarker];
 
 /// A license's standing, as the edge sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +202,42 @@ mod tests {
         let e = lic(LicenseStatus::Active, Some(10));
         assert_eq!(standing(Some(&e), None, 10), Standing::LicenseExpired);
         assert_eq!(standing(Some(&e), None, 9), Standing::InForce);
+    }
+
+    /// Runs the two sequences of the session-end protocol in every interleaving against a
+    /// model store (`marker`, `entry`) and checks that no entry outlives an end.
+    #[test]
+    fn no_interleaving_leaves_an_entry_for_an_ended_session() {
+        fn run(order: &[bool]) -> (bool, bool) {
+            let (mut marker, mut entry) = (false, false);
+            let (mut end, mut cache) = (SESSION_END.iter(), CACHE_WRITE.iter());
+            let mut delete_after_check = false;
+            for &end_moves in order {
+                let step = if end_moves { end.next() } else { cache.next() };
+                match step.copied() {
+                    Some(Step::SetMarker) => marker = true,
+                    Some(Step::DeleteEntry) => entry = false,
+                    Some(Step::SetEntry) => entry = true,
+                    Some(Step::CheckMarker) => delete_after_check = marker,
+                    None => unreachable!(),
+                }
+            }
+            if delete_after_check {
+                entry = false;
+            }
+            (marker, entry)
+        }
+        let mut orders = 0;
+        for bits in 0u8..16 {
+            let order: Vec<bool> = (0..4).map(|i| bits & (1 << i) != 0).collect();
+            if order.iter().filter(|&&e| e).count() != SESSION_END.len() {
+                continue;
+            }
+            orders += 1;
+            let (marker, entry) = run(&order);
+            assert!(marker && !entry, "order {order:?} left an entry");
+        }
+        assert_eq!(orders, 6);
     }
 
     #[test]

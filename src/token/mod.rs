@@ -192,20 +192,25 @@ pub fn verify(
     now: i64,
     machine_id: Option<&str>,
 ) -> Result<VerifiedToken, TokenError> {
-    verify_vouched(token.as_ref(), keys, policy, now, machine_id, |_| false).map(|(v, _)| v)
+    let no_voucher: Option<fn(&VerifyingKey, &ClaimsObject) -> bool> = None;
+    verify_vouched(token.as_ref(), keys, policy, now, machine_id, no_voucher).map(|(v, _)| v)
 }
 
-/// [`verify`], except that the signature check is skipped when `vouched(key)` says this very
-/// token was verified under `key` before (the sealed cache's proof). `vouched` is asked only
-/// once the structure, the header and the `kid` have passed; every check after the signature
-/// is made either way. Returns whether the voucher was used.
+/// A claims set as parsed JSON, before its claims are read.
+pub(crate) type ClaimsObject = serde_json::Map<String, serde_json::Value>;
+
+/// [`verify`], except that the signature check is skipped when `vouched(key, claims)` says
+/// this very token was verified under `key` before (the sealed cache's proof). `vouched` is
+/// asked only once the structure, the header and the `kid` have passed and the payload parses
+/// as a JSON object (given to it unverified, to find the entry); every check after the
+/// signature is made either way, in the same order. Returns whether the voucher was used.
 pub(crate) fn verify_vouched(
     token: &[u8],
     keys: &KeySet,
     policy: &Policy,
     now: i64,
     machine_id: Option<&str>,
-    vouched: impl FnOnce(&VerifyingKey) -> bool,
+    vouched: Option<impl FnOnce(&VerifyingKey, &ClaimsObject) -> bool>,
 ) -> Result<(VerifiedToken, bool), TokenError> {
     let jws = Jws::parse(token)?;
     let kid = match jws.header.get("kid") {
@@ -214,15 +219,21 @@ pub(crate) fn verify_vouched(
         Some(_) => return Err(TokenError::malformed("header kid is not a string")),
     };
     let key = keys.get(kid).ok_or(TokenError::UnknownKey)?;
-    let from_voucher = vouched(key);
-    let payload = if from_voucher {
-        jws.payload()?
-    } else {
-        jws.verified_payload(key)?
+    // Without a voucher, nothing of the payload is decoded before the signature holds.
+    let unverified = vouched.and_then(|vouched| {
+        let map = json::parse_object(&jws.payload().ok()?)?;
+        Some((vouched(key, &map), map))
+    });
+    let (map, from_voucher) = match unverified {
+        Some((true, map)) => (map, true),
+        _ => {
+            let payload = jws.verified_payload(key)?;
+            let map = json::parse_object(&payload).ok_or(TokenError::malformed(
+                "claims are not a JSON object without duplicate keys",
+            ))?;
+            (map, false)
+        }
     };
-    let map = json::parse_object(&payload).ok_or(TokenError::malformed(
-        "claims are not a JSON object without duplicate keys",
-    ))?;
     let claims = Claims::from_json_object(map)?;
     check_claims(&claims, policy, now, machine_id)?;
     let verified = VerifiedToken {

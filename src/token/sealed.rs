@@ -2,35 +2,28 @@
 //!
 //! Spin makes a fresh instance for every request, so a component cannot remember that it
 //! verified a token a moment ago; the key-value store can. After a full verification,
-//! [`verify_sealed`] hands back an entry to store at [`sealed_key`]: an HMAC-SHA256, under a
-//! secret only the validating component holds, of the token's SHA-256 and of the `kid` and key
-//! bytes that verified it. Given that entry later, it skips exactly one check, the signature:
-//! the token is still parsed, its header checked, its `kid` looked up in the current key set,
-//! and its claims read from the token itself and checked against the time, policy and machine
-//! as in [`verify`](super::verify). So an entry never outlives the token's `exp`, never
-//! survives the removal or replacement of its key, and cannot be made or altered without the
-//! secret. Anything else (no entry, another token's entry, a forged or damaged one) means a full
-//! verification. Revocation is not this module's business: callers check the read model after
-//! either path.
+//! [`verify_sealed`] hands back an entry to store at the session's
+//! [`sealed_key`](crate::edge::sealed_key): an HMAC-SHA256, under a secret only the validating
+//! component holds, of the token's SHA-256 and of the `kid` and key bytes that verified it.
+//! Given that entry later, it skips exactly one check, the signature: the token is still
+//! parsed, its header checked, its `kid` looked up in the current key set, and its claims read
+//! from the token itself and checked against the time, policy and machine as in
+//! [`verify`](super::verify). So an entry never outlives the token's `exp`, never survives the
+//! removal or replacement of its key, and cannot be made or altered without the secret.
+//! Anything else (no entry, another token's entry, a forged or damaged one) means a full
+//! verification. Whether the session is still live is the read model's business
+//! ([`crate::edge`], which also says how session ends and cache writes are ordered).
 
 use sha2::{Digest, Sha256};
 
 use super::{token_digest, verify_vouched, Policy, VerifiedToken};
 use crate::claims::hex;
+use crate::edge::sealed_key;
 use crate::error::TokenError;
 use crate::keys::{KeySet, VerifyingKey};
 
 /// The shortest sealing key accepted; shorter keys disable the cache.
 pub const MIN_SEAL_KEY_BYTES: usize = 32;
-
-/// The store key of a token's sealed entry: `vt:` and the token's SHA-256 in hex.
-pub fn sealed_key(token: &str) -> String {
-    key_for(&token_digest(token))
-}
-
-fn key_for(digest: &[u8; 32]) -> String {
-    format!("vt:{}", hex(digest))
-}
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
@@ -67,19 +60,20 @@ fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
 pub struct SealedCheck {
     /// The verified token.
     pub verified: VerifiedToken,
-    /// Whether a sealed entry stood in for the signature check.
+    /// Whether the session's sealed entry stood in for the signature check.
     pub from_cache: bool,
     /// After a full verification with caching on: the store key and the entry to write there,
     /// so the next validation of this token can skip the signature check.
     pub new_entry: Option<(String, Vec<u8>)>,
 }
 
-/// Verifies `token`, using its sealed entry when there is a good one.
+/// Verifies `token`, using its session's sealed entry when it is a good one for this token.
 ///
 /// `seal_key` of at least [`MIN_SEAL_KEY_BYTES`] turns the cache on; then `lookup` is called
 /// with the store key (at most once, and only for a token whose structure, header and `kid`
-/// passed, so a token that cannot verify costs no I/O) and returns the entry stored there, if
-/// any. `lookup` is where the caller does its I/O; this function does none.
+/// passed and whose payload names a session, so a token that cannot verify costs no I/O) and
+/// returns the entry stored there, if any. `lookup` is where the caller does its I/O; this
+/// function does none.
 pub fn verify_sealed(
     token: &str,
     keys: &KeySet,
@@ -89,10 +83,9 @@ pub fn verify_sealed(
     seal_key: Option<&[u8]>,
     lookup: impl FnOnce(&str) -> Option<Vec<u8>>,
 ) -> Result<SealedCheck, TokenError> {
-    let seal_key = seal_key.filter(|k| k.len() >= MIN_SEAL_KEY_BYTES);
-    let Some(seal_key) = seal_key else {
-        let (verified, _) =
-            verify_vouched(token.as_bytes(), keys, policy, now, machine_id, |_| false)?;
+    let Some(seal_key) = seal_key.filter(|k| k.len() >= MIN_SEAL_KEY_BYTES) else {
+        let none: Option<fn(&VerifyingKey, &super::ClaimsObject) -> bool> = None;
+        let (verified, _) = verify_vouched(token.as_bytes(), keys, policy, now, machine_id, none)?;
         return Ok(SealedCheck {
             verified,
             from_cache: false,
@@ -100,20 +93,22 @@ pub fn verify_sealed(
         });
     };
     let digest = token_digest(token);
-    let store_key = key_for(&digest);
     let mut expected = None;
-    let (verified, from_cache) =
-        verify_vouched(token.as_bytes(), keys, policy, now, machine_id, |key| {
-            let entry = entry_for(seal_key, &digest, key);
-            let stored = lookup(&store_key);
-            let vouched = stored.is_some_and(|s| equal_in_constant_time(&s, &entry));
-            expected = Some(entry);
-            vouched
-        })?;
-    let new_entry = match (from_cache, expected) {
-        (false, Some(entry)) => Some((store_key, entry)),
-        _ => None,
+    let vouch = |key: &VerifyingKey, claims: &super::ClaimsObject| {
+        let Some(session) = claims.get("sid").and_then(|s| s.as_str()) else {
+            return false;
+        };
+        let entry = entry_for(seal_key, &digest, key);
+        let store_key = sealed_key(session);
+        let vouched = lookup(&store_key).is_some_and(|s| equal_in_constant_time(&s, &entry));
+        expected = Some((store_key, entry));
+        vouched
     };
+    let (verified, from_cache) =
+        verify_vouched(token.as_bytes(), keys, policy, now, machine_id, Some(vouch))?;
+    // The entry is keyed by the session the verified claims name (the lookup used the same
+    // `sid`, read from the same bytes before the signature held).
+    let new_entry = if from_cache { None } else { expected };
     Ok(SealedCheck {
         verified,
         from_cache,
@@ -149,7 +144,7 @@ mod tests {
     ) -> Result<SealedCheck, TokenError> {
         let policy = Policy::new();
         verify_sealed(token, keys, &policy, now, machine_id, Some(seal_key), |k| {
-            assert_eq!(k, sealed_key(token));
+            assert_eq!(k, sealed_key("ses"));
             stored.map(<[u8]>::to_vec)
         })
     }
@@ -159,7 +154,7 @@ mod tests {
         let first = check_with(token, keys, None, 1_100, None, SEAL).unwrap();
         assert!(!first.from_cache);
         let (key, entry) = first.new_entry.unwrap();
-        assert_eq!(key, sealed_key(token));
+        assert_eq!(key, sealed_key("ses"), "keyed by the session");
         entry
     }
 
@@ -218,6 +213,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, TokenError::UnknownKey);
+        // A payload that is not JSON (under a bad signature): no lookup, and the signature is
+        // what is reported, as without the cache.
+        let [h, _, sig] = token.split('.').collect::<Vec<_>>()[..] else {
+            unreachable!()
+        };
+        let garbage = format!("{h}.{}.{sig}", crate::b64::encode(b"not json"));
+        let err = verify_sealed(
+            &garbage,
+            &keys,
+            &Policy::new(),
+            1_100,
+            None,
+            Some(SEAL),
+            |_| panic!("looked up a payload that names no session"),
+        )
+        .unwrap_err();
+        assert_eq!(err, TokenError::BadSignature);
         for short in [None, Some(&b"short"[..])] {
             let plain = verify_sealed(&token, &keys, &Policy::new(), 1_100, None, short, |_| {
                 panic!("looked up with the cache off")

@@ -600,6 +600,22 @@ async fn the_rebuild_restores_validation_after_the_key_value_store_is_flushed() 
     assert_eq!(w.code(&token_a).await, "VALID");
     assert_eq!(w.code(&token_a2).await, "SESSION_ENDED");
     assert_eq!(w.code(&token_b).await, "LICENSE_SUSPENDED");
+    // A lost end marker lets a validation cache the ended session's token again; the rebuild
+    // writes the marker back and takes that entry away, as every session end does.
+    kv.delete(&license_edge::edge::session_key(&session_a2))
+        .await
+        .unwrap();
+    assert_eq!(w.code(&token_a2).await, "VALID");
+    assert!(kv
+        .exists(&license_edge::edge::sealed_key(&session_a2))
+        .await
+        .unwrap());
+    World::expect(
+        w.admin("POST", "/api/v1/admin/kv/rebuild", Value::Null)
+            .await,
+        200,
+    );
+    assert_eq!(w.code(&token_a2).await, "SESSION_ENDED");
     // Idempotent: the same entries again.
     let again = World::expect(
         w.admin("POST", "/api/v1/admin/kv/rebuild", Value::Null)
@@ -629,7 +645,7 @@ async fn the_rebuild_restores_validation_after_the_key_value_store_is_flushed() 
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
 }
 
 /// Every kind of bad input gets its 4xx, and nothing is written.

@@ -10,7 +10,7 @@ use integration_tests::{
     test_signing_key, ISSUER,
 };
 use license_edge::edge::{
-    encode, license_key, session_key, LicenseState, LicenseStatus, SessionEnded,
+    encode, license_key, sealed_key, session_key, LicenseState, LicenseStatus, SessionEnded,
 };
 use license_edge::{issue, Claims, SigningKey};
 use serde_json::{json, Value};
@@ -49,6 +49,13 @@ fn token_with(key: &SigningKey, iat: i64, ttl: i64, machine: &str) -> (String, S
 
 async fn store(url: &str) -> Backend {
     Backend::redis(url).unwrap()
+}
+
+/// Ends a session in the read model as the acquire and admin components do: the marker, then
+/// the session's cache entry goes (`license_edge::edge`, the session-end protocol).
+async fn end_session(kv: &Backend, session: &str, ended: &SessionEnded) {
+    kv.set(&session_key(session), encode(ended)).await.unwrap();
+    kv.delete(&sealed_key(session)).await.unwrap();
 }
 
 async fn set_license(kv: &Backend, license: &str, status: LicenseStatus, expires_at: Option<i64>) {
@@ -198,7 +205,7 @@ async fn every_refusal_code() {
         ended_at: t * 1000,
         token_expires_at: (t + 600) * 1000,
     };
-    kv.set(&session_key(&sess), encode(&ended)).await.unwrap();
+    end_session(&kv, &sess, &ended).await;
     assert_eq!(
         code_of(&host, json!({"token": token})).await,
         "SESSION_ENDED"
@@ -678,20 +685,19 @@ async fn bad_input_table() {
     }
 }
 
-/// The verified-token cache: a second validation of a token uses the sealed entry, which never
-/// skips the revocation check, never outlives the key, and cannot be forged without the key.
+/// The verified-token cache: a second validation of a token uses the session's sealed entry,
+/// which never skips the license check, never outlives the key, and cannot be forged without
+/// the key; ending the session takes the entry away.
 #[tokio::test]
 async fn the_verified_token_cache_skips_only_the_signature_check() {
     let host = host().await;
     let kv = store(&redis_url()).await;
     let (lic, sess, token) = token_with(&test_signing_key(), now(), 600, "m");
     set_license(&kv, &lic, LicenseStatus::Active, None).await;
-    let cache_key = license_edge::token::sealed::sealed_key(&token);
+    let cache_key = sealed_key(&sess);
     assert_eq!(code_of(&host, json!({"token": token})).await, "VALID");
-    assert!(
-        kv.get(&cache_key).await.unwrap().is_some(),
-        "the first validation seals an entry"
-    );
+    let first = kv.get(&cache_key).await.unwrap();
+    assert!(first.is_some(), "the first validation seals an entry");
     assert_eq!(
         code_of(&host, json!({"token": token, "machine_id": "m"})).await,
         "VALID"
@@ -700,37 +706,46 @@ async fn the_verified_token_cache_skips_only_the_signature_check() {
         code_of(&host, json!({"token": token, "machine_id": "x"})).await,
         "MACHINE_MISMATCH"
     );
-    // Revocation is checked on every request, hit or not.
-    let ended = SessionEnded {
-        ended_at: now() * 1000,
-        token_expires_at: (now() + 600) * 1000,
-    };
-    kv.set(&session_key(&sess), encode(&ended)).await.unwrap();
+    // The license is checked on every request, hit or not.
+    set_license(&kv, &lic, LicenseStatus::Suspended, None).await;
     assert_eq!(
         code_of(&host, json!({"token": token})).await,
-        "SESSION_ENDED"
+        "LICENSE_SUSPENDED"
     );
+    set_license(&kv, &lic, LicenseStatus::Active, None).await;
 
-    // A new token of the same session replaces the session's entry (one entry per session).
+    // A new token of the same session takes the session's one entry.
     let claims = Claims::new(ISSUER, &lic, "cad-pro", &sess, now(), 900);
     let next = issue(&test_signing_key(), &claims).unwrap();
-    let _ = code_of(&host, json!({"token": next})).await;
+    assert_eq!(code_of(&host, json!({"token": next})).await, "VALID");
+    let second = kv.get(&cache_key).await.unwrap();
+    assert!(
+        second.is_some() && second != first,
+        "the entry is the new token's"
+    );
+
+    // Ending the session takes the entry away, so the marker is seen at once.
+    let ended = SessionEnded {
+        ended_at: now() * 1000,
+        token_expires_at: (now() + 900) * 1000,
+    };
+    end_session(&kv, &sess, &ended).await;
+    for t in [&token, &next] {
+        assert_eq!(code_of(&host, json!({"token": t})).await, "SESSION_ENDED");
+    }
     assert!(
         kv.get(&cache_key).await.unwrap().is_none(),
-        "the previous entry is gone"
+        "no entry is written for an ended session"
     );
 
     // An entry written without the sealing key is ignored: a forged token stays forged.
     let impostor = SigningKey::from_seed(integration_tests::TEST_KID, [1; 32]).unwrap();
-    let (lic2, _, forged) = token_with(&impostor, now(), 600, "m");
+    let (lic2, sess2, forged) = token_with(&impostor, now(), 600, "m");
     set_license(&kv, &lic2, LicenseStatus::Active, None).await;
     // (An entry is an HMAC in hex; this one has the right shape and a guessed value.)
-    kv.set(
-        &license_edge::token::sealed::sealed_key(&forged),
-        "0".repeat(64).into_bytes(),
-    )
-    .await
-    .unwrap();
+    kv.set(&sealed_key(&sess2), "0".repeat(64).into_bytes())
+        .await
+        .unwrap();
     assert_eq!(
         code_of(&host, json!({"token": forged})).await,
         "BAD_SIGNATURE"
@@ -743,12 +758,8 @@ async fn the_verified_token_cache_skips_only_the_signature_check() {
         &[("verify_cache_key", "")],
     )
     .await;
-    let (lic3, _, fresh) = token_with(&test_signing_key(), now(), 600, "m");
+    let (lic3, fresh_session, fresh) = token_with(&test_signing_key(), now(), 600, "m");
     set_license(&kv, &lic3, LicenseStatus::Active, None).await;
     assert_eq!(code_of(&plain, json!({"token": fresh})).await, "VALID");
-    assert!(kv
-        .get(&license_edge::token::sealed::sealed_key(&fresh))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(kv.get(&sealed_key(&fresh_session)).await.unwrap().is_none());
 }

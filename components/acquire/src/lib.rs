@@ -5,10 +5,11 @@
 
 use edge_http::db::{self, text_or_null, Row};
 use edge_http::{
-    allow_methods, error, header, json, new_request_id, normalized_path, now_millis, random16,
+    allow_methods, end_session, error, header, json, new_request_id, normalized_path, now_millis,
+    random16,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::{encode, session_key, SessionEnded};
+use license_edge::edge::SessionEnded;
 use license_edge::seats::{
     authenticate, granted_body, is_session_id, parse_acquire, parse_borrow, rate_limit_headers,
     refusal, released_body, retry_after_s, session_claims, session_id, user_agent, SeatLicense,
@@ -239,9 +240,7 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
             token_expires_at,
         };
         let store = key_value::Store::open_default().map_err(kv_unavailable)?;
-        store
-            .set(&session_key(id), &encode(&marker))
-            .map_err(kv_unavailable)?;
+        end_session(&store, id, &marker).map_err(kv_unavailable)?;
     }
     Ok(json(200, &released_body(id, ended_at)))
 }

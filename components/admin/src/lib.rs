@@ -15,7 +15,8 @@
 
 use edge_http::db::{self, text_or_null, Row};
 use edge_http::{
-    error, header, json, method_name, new_request_id, normalized_path, now_millis, random16,
+    end_session, error, header, json, method_name, new_request_id, normalized_path, now_millis,
+    random16,
 };
 use license_edge::admin::{
     self, audit_event_json, authorize, created_license_json, from_db, is_id, license_detail_json,
@@ -26,7 +27,7 @@ use license_edge::admin::{
     LicenseStanding, Organization, Product, Session, StatusAction, MAX_EMBEDDED_SESSIONS,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::{encode, license_key, session_key, LicenseStatus, SessionEnded};
+use license_edge::edge::{encode, license_key, LicenseStatus, SessionEnded};
 use license_edge::seats::{is_session_id, license_key_hash};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -481,7 +482,7 @@ fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
             token_expires_at: released.token_expires_at,
         };
         store()
-            .and_then(|s| s.set(&session_key(id), &encode(&marker)))
+            .and_then(|s| end_session(&s, id, &marker))
             .map_err(|e| {
                 eprintln!(
                     "admin: session {id} ended in PostgreSQL, but the key-value store failed: {e}"
@@ -555,8 +556,7 @@ fn rebuild(q: &str, started: i64) -> Result<Response, ApiError> {
                 ended_at: s.ended_at,
                 token_expires_at: s.token_expires_at,
             };
-            kv.set(&session_key(&s.id), &encode(&marker))
-                .map_err(kv_failed)?;
+            end_session(&kv, &s.id, &marker).map_err(kv_failed)?;
             sessions += 1;
         }
         match batch.last() {

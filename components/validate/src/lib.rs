@@ -7,7 +7,7 @@ use edge_http::{
     allow_methods, error, header, json, json_text, new_request_id, normalized_path, now_millis,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::{license_key, sealed_index_key, session_key, standing, Standing};
+use license_edge::edge::{license_key, session_key, standing, Standing};
 use license_edge::token::sealed::verify_sealed;
 use license_edge::validate::{
     invalid_body, parse_request, standing_refusal, token_refusal_code, valid_body,
@@ -107,11 +107,20 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let claims = checked.verified.claims();
     let store = store.map_err(unavailable)?;
     let license = store.get(&license_key(&claims.sub)).map_err(unavailable)?;
-    let session = store.get(&session_key(&claims.sid)).map_err(unavailable)?;
-    if let Some((cache_key, entry)) = &checked.new_entry {
-        remember(&store, &claims.sid, cache_key, entry);
+    // A good cache entry also says the session had not ended (see `license_edge::edge`): its
+    // end marker is read only when the entry was not used.
+    let session = if checked.from_cache {
+        None
+    } else {
+        store.get(&session_key(&claims.sid)).map_err(unavailable)?
+    };
+    let mut standing = standing(license.as_deref(), session.as_deref(), now_ms);
+    if let (Standing::InForce, Some((cache_key, entry))) = (standing, &checked.new_entry) {
+        if !remember(&store, &claims.sid, cache_key, entry) {
+            standing = Standing::SessionEnded;
+        }
     }
-    match standing(license.as_deref(), session.as_deref(), now_ms) {
+    match standing {
         Standing::Unknown => {
             eprintln!("validate: no read-model entry for license {}", claims.sub);
             Err(ApiError::RevocationUnavailable)
@@ -123,19 +132,35 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     }
 }
 
-/// Caches a token that just verified, keeping at most one entry per session: the entry of the
-/// session's previous token is deleted. Failures only cost a later full verification.
-fn remember(store: &key_value::Store, session_id: &str, cache_key: &str, entry: &[u8]) {
-    let index = sealed_index_key(session_id);
-    let result = store.set(cache_key, entry).and_then(|()| {
-        let previous = store.get(&index)?;
-        if let Some(previous) = previous.filter(|p| p.as_slice() != cache_key.as_bytes()) {
-            store.delete(&String::from_utf8_lossy(&previous))?;
-        }
-        store.set(&index, cache_key.as_bytes())
-    });
-    if let Err(e) = result {
+/// Caches a token that just verified for a session found live, following the session-end
+/// protocol of `license_edge::edge`: the entry is written, then the session's end marker is
+/// read again, and the entry is deleted if the session ended meanwhile. Returns whether the
+/// session is still live; a failure only costs a later full verification.
+fn remember(store: &key_value::Store, session_id: &str, cache_key: &str, entry: &[u8]) -> bool {
+    if let Err(e) = store.set(cache_key, entry) {
         eprintln!("validate: verified-token cache write failed: {e}");
+        return true;
+    }
+    match store.get(&session_key(session_id)) {
+        Ok(None) => true,
+        Ok(Some(_)) => {
+            if let Err(e) = store.delete(cache_key) {
+                eprintln!(
+                    "validate: cannot delete the cache entry of ended session {session_id}: {e}"
+                );
+            }
+            false
+        }
+        Err(e) => {
+            // Unconfirmed: take the entry back so that no hit can skip the marker.
+            eprintln!("validate: cannot recheck session {session_id} after caching: {e}");
+            if let Err(e) = store.delete(cache_key) {
+                eprintln!(
+                    "validate: cannot delete the unconfirmed cache entry of {session_id}: {e}"
+                );
+            }
+            true
+        }
     }
 }
 

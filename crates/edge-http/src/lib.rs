@@ -100,3 +100,17 @@ pub fn method_name(method: &Method) -> &str {
         Method::Other(name) => name,
     }
 }
+
+/// Ends a session in the edge read model: sets its end marker, then deletes its
+/// verified-token cache entry, in that order (the session-end protocol of
+/// `license_edge::edge`). An error from either step means the edge may still take the
+/// session's token; callers answer it as such.
+pub fn end_session(
+    store: &spin_sdk::key_value::Store,
+    session_id: &str,
+    marker: &license_edge::edge::SessionEnded,
+) -> Result<(), spin_sdk::key_value::Error> {
+    use license_edge::edge::{encode, sealed_key, session_key};
+    store.set(&session_key(session_id), &encode(marker))?;
+    store.delete(&sealed_key(session_id))
+}
