@@ -45,8 +45,40 @@ impl Report {
     }
 }
 
-/// Sends `total` requests made by `make(i)` over `concurrency` connections to `addr`.
+/// Sends `total` requests made by `make(i)` over `concurrency` connections to `addr`, each
+/// connection sending its next request as soon as the previous answer is in (a closed loop:
+/// the rate is whatever the server sustains).
 pub async fn run<F>(addr: SocketAddr, concurrency: usize, total: usize, make: F) -> Report
+where
+    F: Fn(usize) -> hyper::Request<Full<Bytes>> + Send + Sync + 'static,
+{
+    run_paced(addr, concurrency, total, None, make).await
+}
+
+/// Like [`run`], but request `i` is due at `i / per_second` seconds after the start and is not
+/// sent before then (an open loop at a fixed rate, as long as the connections keep up). Its
+/// latency counts from when it was due, so time spent waiting for a free connection behind a
+/// slow answer is counted, not hidden.
+pub async fn run_at_rate<F>(
+    addr: SocketAddr,
+    concurrency: usize,
+    total: usize,
+    per_second: f64,
+    make: F,
+) -> Report
+where
+    F: Fn(usize) -> hyper::Request<Full<Bytes>> + Send + Sync + 'static,
+{
+    run_paced(addr, concurrency, total, Some(per_second), make).await
+}
+
+async fn run_paced<F>(
+    addr: SocketAddr,
+    concurrency: usize,
+    total: usize,
+    per_second: Option<f64>,
+    make: F,
+) -> Report
 where
     F: Fn(usize) -> hyper::Request<Full<Bytes>> + Send + Sync + 'static,
 {
@@ -75,7 +107,14 @@ where
                     results.lock().unwrap().2 += 1;
                     continue;
                 };
-                let t0 = Instant::now();
+                let t0 = match per_second {
+                    Some(rate) => {
+                        let due = start + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let outcome = async {
                     let resp = s.send_request(make(i)).await.ok()?;
                     let status = resp.status().as_u16();
