@@ -42,11 +42,18 @@ pub fn verify_token(data: &[u8]) -> Result<VerifiedToken, TokenError> {
     token::verify(data, keys, &policy(), NOW, Some(MACHINE_ID))
 }
 
-/// Reads `data` as a public key set text (JWKS JSON or `ed25519:<kid>:<x>` entries).
+/// Reads `data` as a public key set text (JWKS JSON or `ed25519:<kid>:<x>` entries), checked
+/// and with point checks deferred. Panics if the deferred reading refuses a set the checked one
+/// accepts, or reads it differently: it may only skip the point checks.
 pub fn parse_key_set(data: &[u8]) -> Result<KeySet, TokenError> {
     let text =
         core::str::from_utf8(data).map_err(|_| TokenError::bad_key("the key set is not UTF-8"))?;
-    KeySet::from_text(text)
+    let checked = KeySet::from_text(text);
+    let deferred = KeySet::from_text_deferring_point_checks(text);
+    if let Ok(set) = &checked {
+        assert_eq!(deferred.as_ref(), Ok(set), "deferred reading differs");
+    }
+    checked
 }
 
 /// Signs the bytes before the first newline as the protected header and the rest as the
