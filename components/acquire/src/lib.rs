@@ -6,16 +6,17 @@
 use edge_http::db::{self, text_or_null, Row};
 use edge_http::{
     allow_methods, end_session, error, header, json, new_request_id, normalized_path, now_millis,
-    random16,
+    random16, read_request,
 };
 use license_edge::api::ApiError;
 use license_edge::edge::SessionEnded;
 use license_edge::seats::{
     authenticate, granted_body, is_session_id, parse_acquire, parse_borrow, rate_limit_headers,
     refusal, released_body, retry_after_s, session_claims, session_id, user_agent, SeatLicense,
+    MAX_SEAT_BODY,
 };
 use license_edge::{issue, SigningKey};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::pg4::ParameterValue as P;
 use spin_sdk::{key_value, variables};
@@ -24,9 +25,12 @@ const ACQUIRE: &str = "/api/v1/licenses/acquire";
 const SESSIONS: &str = "/api/v1/licenses/sessions/";
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: IncomingRequest) -> impl IntoResponse {
     let request_id = new_request_id();
-    route(&req, &request_id).unwrap_or_else(|e| with_rate_limit(error(&e, &request_id), &e))
+    read_request(req, MAX_SEAT_BODY)
+        .await
+        .and_then(|req| route(&req, &request_id))
+        .unwrap_or_else(|e| with_rate_limit(error(&e, &request_id), &e))
 }
 
 fn route(req: &Request, request_id: &str) -> Result<Response, ApiError> {

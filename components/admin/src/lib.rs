@@ -16,7 +16,7 @@
 use edge_http::db::{self, text_or_null, Row};
 use edge_http::{
     end_session, error, header, json, method_name, new_request_id, normalized_path, now_millis,
-    random16,
+    random16, read_request,
 };
 use license_edge::admin::{
     self, audit_event_json, authorize, created_license_json, from_db, is_id, license_detail_json,
@@ -24,14 +24,15 @@ use license_edge::admin::{
     parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_query,
     parse_status_change, product_json, rebuild_json, released_json, route, session_json,
     updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint, License, LicenseDetail,
-    LicenseStanding, Organization, Product, Session, StatusAction, MAX_EMBEDDED_SESSIONS,
+    LicenseStanding, Organization, Product, Session, StatusAction, MAX_ADMIN_BODY,
+    MAX_EMBEDDED_SESSIONS,
 };
 use license_edge::api::ApiError;
 use license_edge::edge::{encode, license_key, LicenseStatus, SessionEnded};
 use license_edge::seats::{is_session_id, license_key_hash};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::{key_value, variables};
@@ -44,9 +45,12 @@ const REBUILD_BATCH: i32 = 500;
 const REBUILD_RECHECK_MS: i64 = 5_000;
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: IncomingRequest) -> impl IntoResponse {
     let request_id = new_request_id();
-    let mut resp = serve(&req).unwrap_or_else(|e| error(&e, &request_id));
+    let mut resp = read_request(req, MAX_ADMIN_BODY)
+        .await
+        .and_then(|req| serve(&req))
+        .unwrap_or_else(|e| error(&e, &request_id));
     resp.set_header("x-request-id", request_id);
     resp
 }

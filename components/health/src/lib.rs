@@ -2,11 +2,13 @@
 //! `SELECT 1` on PostgreSQL), as the service it replaces answered them; and the OpenAPI
 //! document of the whole API (`openapi.json`, embedded at build time; touches nothing).
 
-use edge_http::{allow_methods, error, json, new_request_id, normalized_path, now_millis};
+use edge_http::{
+    allow_methods, error, json, new_request_id, normalized_path, now_millis, read_request,
+};
 use license_edge::api::ApiError;
 use license_edge::time::rfc3339_from_millis;
 use serde_json::json;
-use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http::{IncomingRequest, IntoResponse};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, pg4, variables};
 
@@ -16,8 +18,13 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const OPENAPI: &str = include_str!("../../../openapi.json");
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: IncomingRequest) -> impl IntoResponse {
     let request_id = new_request_id();
+    // No route here takes a body: none is kept.
+    let req = match read_request(req, 0).await {
+        Ok(req) => req,
+        Err(e) => return error(&e, &request_id),
+    };
     let path = normalized_path(&req);
     let outcome = match path.as_str() {
         "/api/v1/health" => allow_methods(&req, &["GET"]).map(|()| liveness()),

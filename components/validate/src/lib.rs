@@ -5,15 +5,17 @@
 
 use edge_http::{
     allow_methods, error, header, json, json_text, new_request_id, normalized_path, now_millis,
+    read_request,
 };
 use license_edge::api::ApiError;
 use license_edge::edge::{license_key, session_key, standing, Standing};
 use license_edge::token::sealed::verify_sealed;
 use license_edge::validate::{
     invalid_body, parse_request, standing_refusal, token_refusal_code, valid_body,
+    MAX_VALIDATE_BODY,
 };
 use license_edge::{KeySet, Policy};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, variables};
 
@@ -22,8 +24,12 @@ use spin_sdk::{key_value, variables};
 const JWKS_MAX_AGE_S: u32 = 300;
 
 #[http_component]
-fn handle(req: Request) -> impl IntoResponse {
+async fn handle(req: IncomingRequest) -> impl IntoResponse {
     let request_id = new_request_id();
+    let req = match read_request(req, MAX_VALIDATE_BODY).await {
+        Ok(req) => req,
+        Err(e) => return error(&e, &request_id),
+    };
     let result = match normalized_path(&req).as_str() {
         "/api/v1/licenses/validate" => {
             allow_methods(&req, &["POST"]).and_then(|()| validate(&req, &request_id))

@@ -4,8 +4,9 @@
 //! every component speaks the same envelope. It does not route (Spin routes to components; a
 //! component dispatches on its own few paths) and holds no business rules.
 
+use futures::TryStreamExt;
 use license_edge::api::{error_envelope, request_id, ApiError};
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 
 pub mod db;
 
@@ -29,6 +30,36 @@ pub fn random16() -> [u8; 16] {
 /// A fresh request id from the host's random source.
 pub fn new_request_id() -> String {
     request_id(random16())
+}
+
+/// Reads `req` into a [`Request`], keeping at most `limit + 1` bytes of its body: enough for
+/// the route's size check to refuse an oversize body as before, without holding it. Spin
+/// hands a component bodies of any size (100 MB included), and spin-sdk's own conversion
+/// reads them whole before the handler runs. A body that cannot be read is a 400.
+pub async fn read_request(req: IncomingRequest, limit: usize) -> Result<Request, ApiError> {
+    let mut builder = Request::builder();
+    builder
+        .method(req.method())
+        .uri(req.uri())
+        .headers(req.headers());
+    let mut stream = req.into_body_stream();
+    let mut body = Vec::new();
+    while body.len() <= limit {
+        match stream.try_next().await {
+            Ok(Some(chunk)) => {
+                let room = limit + 1 - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("reading the request body: {e:?}");
+                return Err(ApiError::BadRequest {
+                    message: "the request body could not be read".into(),
+                });
+            }
+        }
+    }
+    Ok(builder.body(body).build())
 }
 
 /// A request header as text, if present and valid UTF-8.
