@@ -21,9 +21,9 @@
 //! (each a single key-value call, which Redis serializes):
 //!
 //! - the writer that ends a session sets `sess:{id}`, then deletes `vt:{id}`
-//!   ([`SESSION_END`]);
+//!   (`edge_http::end_session`);
 //! - a validation that found the session live sets `vt:{id}`, then reads `sess:{id}` again, and
-//!   deletes `vt:{id}` if the marker is there now ([`CACHE_WRITE`]).
+//!   deletes `vt:{id}` if the marker is there now (the validate component's `remember`).
 //!
 //! Whatever the interleaving, either the validation's second read sees the marker, or the
 //! writer's delete comes after the validation's set: no entry survives an end. The tests check
@@ -46,25 +46,6 @@ pub fn session_key(session_id: &str) -> String {
 pub fn sealed_key(session_id: &str) -> String {
     format!("vt:{session_id}")
 }
-
-/// One step of the session-end protocol (see the module docs), for documentation and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Set `sess:{id}`.
-    SetMarker,
-    /// Delete `vt:{id}`.
-    DeleteEntry,
-    /// Set `vt:{id}`.
-    SetEntry,
-    /// Read `sess:{id}`; when the marker is there, the writer's next step is [`Step::DeleteEntry`].
-    CheckMarker,
-}
-
-/// What a writer that ends a session does, in order.
-pub const SESSION_END: [Step; 2] = [Step::SetMarker, Step::DeleteEntry];
-
-/// What a validation that found the session live does to cache its token, in order.
-pub const CACHE_WRITE: [Step; 2] = [Step::SetEntry, Step::CheckMarker];
 
 /// A license's standing, as the edge sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,6 +184,25 @@ mod tests {
         assert_eq!(standing(Some(&e), None, 10), Standing::LicenseExpired);
         assert_eq!(standing(Some(&e), None, 9), Standing::InForce);
     }
+
+    /// One step of the session-end protocol of the module docs.
+    #[derive(Clone, Copy)]
+    enum Step {
+        /// Set `sess:{id}`.
+        SetMarker,
+        /// Delete `vt:{id}`.
+        DeleteEntry,
+        /// Set `vt:{id}`.
+        SetEntry,
+        /// Read `sess:{id}`; when the marker is there, the entry is deleted afterwards.
+        CheckMarker,
+    }
+
+    /// What a writer that ends a session does, in order.
+    const SESSION_END: [Step; 2] = [Step::SetMarker, Step::DeleteEntry];
+
+    /// What a validation that found the session live does to cache its token, in order.
+    const CACHE_WRITE: [Step; 2] = [Step::SetEntry, Step::CheckMarker];
 
     /// Runs the two sequences of the session-end protocol in every interleaving against a
     /// model store (`marker`, `entry`) and checks that no entry outlives an end.

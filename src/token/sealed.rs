@@ -3,7 +3,7 @@
 //! Spin makes a fresh instance for every request, so a component cannot remember that it
 //! verified a token a moment ago; the key-value store can. After a full verification,
 //! [`verify_sealed`] hands back an entry to store at the session's
-//! [`sealed_key`](crate::edge::sealed_key): an HMAC-SHA256, under a secret only the validating
+//! [`sealed_key`]: an HMAC-SHA256, under a secret only the validating
 //! component holds, of the token's SHA-256 and of the `kid` and key bytes that verified it.
 //! Given that entry later, it skips exactly one check, the signature: the token is still
 //! parsed, its header checked, its `kid` looked up in the current key set, and its claims read
@@ -16,7 +16,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{token_digest, verify_vouched, Policy, VerifiedToken};
+use super::{token_digest, verify, verify_vouched, Policy, VerifiedToken};
+use crate::api::constant_time_eq;
 use crate::claims::hex;
 use crate::edge::sealed_key;
 use crate::error::TokenError;
@@ -51,10 +52,6 @@ fn entry_for(seal_key: &[u8], digest: &[u8; 32], key: &VerifyingKey) -> Vec<u8> 
     hex(&hmac_sha256(seal_key, &message)).into_bytes()
 }
 
-fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// What [`verify_sealed`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedCheck {
@@ -84,8 +81,7 @@ pub fn verify_sealed(
     lookup: impl FnOnce(&str) -> Option<Vec<u8>>,
 ) -> Result<SealedCheck, TokenError> {
     let Some(seal_key) = seal_key.filter(|k| k.len() >= MIN_SEAL_KEY_BYTES) else {
-        let none: Option<fn(&VerifyingKey, &super::ClaimsObject) -> bool> = None;
-        let (verified, _) = verify_vouched(token.as_bytes(), keys, policy, now, machine_id, none)?;
+        let verified = verify(token, keys, policy, now, machine_id)?;
         return Ok(SealedCheck {
             verified,
             from_cache: false,
@@ -100,7 +96,7 @@ pub fn verify_sealed(
         };
         let entry = entry_for(seal_key, &digest, key);
         let store_key = sealed_key(session);
-        let vouched = lookup(&store_key).is_some_and(|s| equal_in_constant_time(&s, &entry));
+        let vouched = lookup(&store_key).is_some_and(|s| constant_time_eq(&s, &entry));
         expected = Some((store_key, entry));
         vouched
     };

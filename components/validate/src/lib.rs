@@ -147,27 +147,20 @@ fn remember(store: &key_value::Store, session_id: &str, cache_key: &str, entry: 
         eprintln!("validate: verified-token cache write failed: {e}");
         return true;
     }
-    match store.get(&session_key(session_id)) {
-        Ok(None) => true,
-        Ok(Some(_)) => {
-            if let Err(e) = store.delete(cache_key) {
-                eprintln!(
-                    "validate: cannot delete the cache entry of ended session {session_id}: {e}"
-                );
-            }
-            false
-        }
+    // An ended session loses its entry; so does an unconfirmed one, so that no hit can skip
+    // a marker the reread could not see (the session was live when first read).
+    let live = match store.get(&session_key(session_id)) {
+        Ok(None) => return true,
+        Ok(Some(_)) => false,
         Err(e) => {
-            // Unconfirmed: take the entry back so that no hit can skip the marker.
             eprintln!("validate: cannot recheck session {session_id} after caching: {e}");
-            if let Err(e) = store.delete(cache_key) {
-                eprintln!(
-                    "validate: cannot delete the unconfirmed cache entry of {session_id}: {e}"
-                );
-            }
             true
         }
+    };
+    if let Err(e) = store.delete(cache_key) {
+        eprintln!("validate: cannot delete the cache entry of session {session_id}: {e}");
     }
+    live
 }
 
 fn unavailable(e: key_value::Error) -> ApiError {
