@@ -8,7 +8,7 @@
 //! Given that entry later, it skips exactly one check, the signature: the token is still
 //! parsed, its header checked, its `kid` looked up in the current key set, and its claims read
 //! from the token itself and checked against the time, policy and machine as in
-//! [`verify`](super::verify). So an entry never outlives the token's `exp`, never survives the
+//! [`verify`]. So an entry never outlives the token's `exp`, never survives the
 //! removal or replacement of its key, and cannot be made or altered without the secret.
 //! Anything else (no entry, another token's entry, a forged or damaged one) means a full
 //! verification. Whether the session is still live is the read model's business
