@@ -40,6 +40,10 @@ pub const MAX_SEATS: i64 = 1_000_000;
 pub const LEASE_SECONDS: (i64, i64) = (30, 86_400);
 /// The longest borrow a license may allow, seconds (a year; 0 forbids borrowing).
 pub const MAX_BORROW_SECONDS: i64 = 31_536_000;
+/// The longest offline grace a license may give its tokens, seconds (7 days).
+pub const MAX_OFFLINE_GRACE_SECONDS: i64 = 604_800;
+/// Default offline grace, seconds (24 hours).
+pub const DEFAULT_OFFLINE_GRACE_SECONDS: i64 = 86_400;
 /// The highest acquire rate limit, per minute.
 pub const MAX_RATE_LIMIT: i64 = 1_000_000;
 /// Defaults of a new license.
@@ -148,6 +152,8 @@ pub enum Endpoint {
     ReleaseSession,
     /// `POST /kv/rebuild`
     RebuildKv,
+    /// `POST /kv/sweep`
+    SweepKv,
 }
 
 /// One method of an admin path.
@@ -273,6 +279,11 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
         pattern: "/api/v1/admin/kv/rebuild",
         methods: &["POST"],
         operations: &[op("POST", Endpoint::RebuildKv, LIST)],
+    },
+    AdminPath {
+        pattern: "/api/v1/admin/kv/sweep",
+        methods: &["POST"],
+        operations: &[op("POST", Endpoint::SweepKv, LIST)],
     },
 ];
 
@@ -817,6 +828,7 @@ const LICENSE_FIELDS: &[&str] = &[
     "features",
     "lease_seconds",
     "max_borrow_seconds",
+    "offline_grace_seconds",
     "rate_limit_per_minute",
 ];
 
@@ -831,6 +843,7 @@ fn license_field(field: &'static str, value: &Value) -> Result<Value, ApiError> 
         "features" => json!(features(value)?),
         "lease_seconds" => json!(integer(value, field, LEASE_SECONDS.0, LEASE_SECONDS.1)?),
         "max_borrow_seconds" => json!(integer(value, field, 0, MAX_BORROW_SECONDS)?),
+        "offline_grace_seconds" => json!(integer(value, field, 0, MAX_OFFLINE_GRACE_SECONDS)?),
         "rate_limit_per_minute" => json!(integer(value, field, 1, MAX_RATE_LIMIT)?),
         _ => {
             return Err(ApiError::UnknownField {
@@ -860,7 +873,7 @@ pub struct NewLicense {
 }
 
 /// `POST /licenses`: `{"product_id", "max_seats", "plan"?, "features"?, "expires_at"?,
-/// "lease_seconds"?, "max_borrow_seconds"?, "rate_limit_per_minute"?}`. An end date must be in
+/// "lease_seconds"?, "max_borrow_seconds"?, "offline_grace_seconds"?, "rate_limit_per_minute"?}`. An end date must be in
 /// the future.
 pub fn parse_new_license(
     body: &[u8],
@@ -878,6 +891,7 @@ pub fn parse_new_license(
         "expires_at": null,
         "lease_seconds": DEFAULT_LEASE_SECONDS,
         "max_borrow_seconds": 0,
+        "offline_grace_seconds": DEFAULT_OFFLINE_GRACE_SECONDS,
         "rate_limit_per_minute": DEFAULT_RATE_LIMIT,
     });
     for (key, value) in &object {
@@ -1008,12 +1022,16 @@ pub struct License {
     pub lease_seconds: u32,
     /// Longest borrow, seconds (0: none).
     pub max_borrow_seconds: u32,
+    /// How long after `exp` an offline verifier may accept the license's tokens, seconds.
+    pub offline_grace_seconds: u32,
     /// Acquire attempts per minute.
     pub rate_limit_per_minute: u32,
     /// Epoch ms.
     pub created_at: i64,
     /// Epoch ms.
     pub updated_at: i64,
+    /// Bumped by every change; the read model's writers converge on it.
+    pub version: i64,
 }
 
 /// A session (seat lease) as the SQL functions answer it.
@@ -1039,8 +1057,11 @@ pub struct Session {
     pub borrowed_until: Option<i64>,
     /// When it ended, if it did.
     pub ended_at: Option<i64>,
-    /// `released`, `force_released`, ...
+    /// `released`, `force_released`, `lapsed`, ...
     pub end_reason: Option<String>,
+    /// Until when it holds its seat (epoch ms): past its lease by the validation leeway, and
+    /// to the end of a borrow even when ended.
+    pub seat_until: i64,
 }
 
 /// An audit event as the SQL functions answer it.
@@ -1087,6 +1108,15 @@ pub struct LicenseStanding {
     pub status: LicenseStatus,
     /// End (epoch ms), if any.
     pub expires_at: Option<i64>,
+    /// The license row's version.
+    pub version: i64,
+}
+
+impl LicenseStanding {
+    /// The read-model entry for this standing, written at `now_ms`.
+    pub fn state(&self, now_ms: i64) -> LicenseState {
+        license_state(self.status, self.expires_at, self.version, now_ms)
+    }
 }
 
 /// A session that ended while its token may still verify.
@@ -1136,12 +1166,18 @@ pub fn outcome(outcome: &str) -> Result<(), ApiError> {
     })
 }
 
-/// The read-model entry for a license's standing, written at `now_ms`.
-pub fn license_state(status: LicenseStatus, expires_at: Option<i64>, now_ms: i64) -> LicenseState {
+/// The read-model entry for a license's standing at row `version`, written at `now_ms`.
+pub fn license_state(
+    status: LicenseStatus,
+    expires_at: Option<i64>,
+    version: i64,
+    now_ms: i64,
+) -> LicenseState {
     LicenseState {
         status,
         expires_at,
         updated_at: now_ms,
+        version,
     }
 }
 
@@ -1185,6 +1221,7 @@ pub fn license_json(l: &License) -> Value {
         "expires_at": optional_time(l.expires_at),
         "lease_seconds": l.lease_seconds,
         "max_borrow_seconds": l.max_borrow_seconds,
+        "offline_grace_seconds": l.offline_grace_seconds,
         "rate_limit_per_minute": l.rate_limit_per_minute,
         "created_at": time(l.created_at),
         "updated_at": time(l.updated_at),
@@ -1221,7 +1258,8 @@ pub fn session_json(s: &Session, now_ms: i64) -> Value {
         "borrowed_until": optional_time(s.borrowed_until),
         "ended_at": optional_time(s.ended_at),
         "end_reason": s.end_reason,
-        "live": s.ended_at.is_none() && s.expires_at > now_ms,
+        "seat_until": time(s.seat_until),
+        "live": s.seat_until > now_ms,
     })
 }
 
@@ -1261,12 +1299,51 @@ pub fn updated_license_json(l: &License, active_seats: u32) -> Value {
 }
 
 /// The answer to a force release.
-pub fn released_json(session_id: &str, license_id: &str, ended_at: i64, already: bool) -> Value {
+pub fn released_json(
+    session_id: &str,
+    license_id: &str,
+    ended_at: i64,
+    seat_until: i64,
+    already: bool,
+) -> Value {
     json!({
         "session_id": session_id,
         "license_id": license_id,
         "ended_at": time(ended_at),
+        "seat_until": time(seat_until),
         "outcome": if already { "already_ended" } else { "released" },
+    })
+}
+
+/// One batch of the key-value sweep as the SQL function answers it: sessions whose entries
+/// can go, in (expires_at, id) order, and the last one's place.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SweepBatch {
+    /// Session ids.
+    pub sessions: Vec<String>,
+    /// Where the batch ended (`at` is the last session's `expires_at`), if it had any.
+    pub cursor: Option<SweepCursor>,
+    /// Sessions whose `expires_at` is at or before this (epoch ms) are swept.
+    pub cutoff: i64,
+}
+
+/// A place in the sweep's (expires_at, id) order.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SweepCursor {
+    /// `expires_at` of the last session swept (epoch ms).
+    pub at: i64,
+    /// Its id.
+    pub id: String,
+}
+
+/// The answer to a key-value sweep: how many sessions' entries were deleted, up to which
+/// expiry, and whether more are waiting (call again).
+pub fn sweep_json(sessions: u64, swept_until: Option<i64>, more: bool) -> Value {
+    json!({
+        "sessions_swept": sessions,
+        "entries_deleted": sessions * 2,
+        "swept_until": swept_until.map(time),
+        "more": more,
     })
 }
 
@@ -1380,7 +1457,7 @@ mod tests {
                 assert!(o.statuses.contains(&401) && o.statuses.contains(&503));
             }
         }
-        assert_eq!(routes().count(), 18);
+        assert_eq!(routes().count(), 19);
     }
 
     #[test]
@@ -1640,9 +1717,11 @@ mod tests {
             expires_at: None,
             lease_seconds: 360,
             max_borrow_seconds: 0,
+            offline_grace_seconds: 86_400,
             rate_limit_per_minute: 20,
             created_at: 0,
             updated_at: 1000,
+            version: 3,
         };
         let body = updated_license_json(&license, 3);
         assert_eq!(body["updated_at"], "1970-01-01T00:00:01.000Z");
@@ -1661,7 +1740,8 @@ mod tests {
         let decoded: License = from_db(json!({
             "id": "lic_1", "organization_id": "org_1", "product_id": "prod_1", "product_code": "cad",
             "status": "active", "plan": "pro", "max_seats": 2, "features": [], "expires_at": null,
-            "lease_seconds": 360, "max_borrow_seconds": 0, "rate_limit_per_minute": 20,
+            "lease_seconds": 360, "max_borrow_seconds": 0, "offline_grace_seconds": 86400,
+            "version": 3, "rate_limit_per_minute": 20,
             "created_at": 0, "updated_at": 1000
         }))
         .unwrap();

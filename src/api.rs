@@ -76,6 +76,12 @@ pub enum ApiError {
     SessionNotFound,
     /// The session was released or lapsed; the client must acquire again.
     SessionExpired,
+    /// The session is borrowed for offline use: its token works offline until the borrow
+    /// ends, so the client cannot hand its seat back before then.
+    SessionBorrowed {
+        /// When the borrow ends (epoch ms); the seat is free again shortly after.
+        borrowed_until: i64,
+    },
     /// Too many acquire attempts for this license in the current window.
     RateLimited {
         /// Attempts allowed per window.
@@ -234,6 +240,15 @@ impl ApiError {
                 "the session was released or its lease lapsed; acquire a seat again".to_owned(),
                 json!({}),
             ),
+            ApiError::SessionBorrowed { borrowed_until } => (
+                409,
+                "session_borrowed",
+                format!(
+                    "the session is borrowed until {}: its token works offline until then, so its seat cannot be released before",
+                    crate::time::rfc3339_from_millis(*borrowed_until)
+                ),
+                json!({ "borrowed_until": crate::time::rfc3339_from_millis(*borrowed_until) }),
+            ),
             ApiError::RateLimited { limit, retry_after_s } => (
                 429,
                 "rate_limited",
@@ -384,6 +399,7 @@ mod tests {
             },
             ApiError::SessionNotFound,
             ApiError::SessionExpired,
+            ApiError::SessionBorrowed { borrowed_until: 0 },
             ApiError::RateLimited {
                 limit: 1,
                 retry_after_s: 1,
@@ -622,7 +638,7 @@ pub const PUBLIC_ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "DELETE",
         path: "/api/v1/licenses/sessions/{session_id}/",
-        statuses: &[200, 401, 404, 503],
+        statuses: &[200, 401, 404, 409, 503],
     },
 ];
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::error::TokenError;
 
 /// The claims this crate reads and writes itself; an extra claim may not reuse these names.
-pub const REGISTERED_CLAIMS: [&str; 13] = [
+pub const REGISTERED_CLAIMS: [&str; 14] = [
     "iss",
     "sub",
     "aud",
@@ -30,6 +30,7 @@ pub const REGISTERED_CLAIMS: [&str; 13] = [
     "features",
     "mid",
     "max_seats",
+    "offline_grace",
 ];
 
 /// The claims set of a license token.
@@ -65,6 +66,11 @@ pub struct Claims {
     pub mid: Option<String>,
     /// The license's seat limit.
     pub max_seats: Option<u32>,
+    /// How long after `exp` a verifier working offline may still accept the token, in seconds,
+    /// as the server decided for the license. A verifier that honours it
+    /// ([`crate::Policy::honouring_offline_grace`]) accepts nothing longer; the online validate
+    /// endpoint ignores it.
+    pub offline_grace: Option<u32>,
     /// Any other claims, kept as they came.
     pub extra: Map<String, Value>,
 }
@@ -93,6 +99,7 @@ impl Claims {
             features: Vec::new(),
             mid: None,
             max_seats: None,
+            offline_grace: None,
             extra: Map::new(),
         }
     }
@@ -117,7 +124,8 @@ impl Claims {
             plan: take_string(&mut map, "plan")?,
             features: take_features(&mut map)?.unwrap_or_default(),
             mid: take_string(&mut map, "mid")?,
-            max_seats: take_max_seats(&mut map)?,
+            max_seats: take_u32(&mut map, "max_seats")?,
+            offline_grace: take_u32(&mut map, "offline_grace")?,
             extra: Map::new(),
         };
         if let Some(jti) = take_string(&mut map, "jti")? {
@@ -195,6 +203,9 @@ impl Serialize for Claims {
         if let Some(max_seats) = &self.max_seats {
             map.serialize_entry("max_seats", max_seats)?;
         }
+        if let Some(grace) = &self.offline_grace {
+            map.serialize_entry("offline_grace", grace)?;
+        }
         for (name, value) in &self.extra {
             map.serialize_entry(name, value)?;
         }
@@ -264,16 +275,15 @@ fn take_features(map: &mut Map<String, Value>) -> Result<Option<Vec<String>>, To
     }
 }
 
-fn take_max_seats(map: &mut Map<String, Value>) -> Result<Option<u32>, TokenError> {
-    const CLAIM: &str = "max_seats";
-    match map.remove(CLAIM) {
+fn take_u32(map: &mut Map<String, Value>, claim: &'static str) -> Result<Option<u32>, TokenError> {
+    match map.remove(claim) {
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .map(Some)
-            .ok_or(TokenError::InvalidClaim { claim: CLAIM }),
-        Some(_) => Err(TokenError::InvalidClaim { claim: CLAIM }),
+            .ok_or(TokenError::InvalidClaim { claim }),
+        Some(_) => Err(TokenError::InvalidClaim { claim }),
     }
 }
 

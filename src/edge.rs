@@ -10,25 +10,35 @@
 //! - `sess:{session_id}` ([`SessionEnded`]) exists only for a session that ended before its
 //!   token expired; it can be deleted once `token_expires_at` has passed.
 //! - `vt:{session_id}` ([`sealed_key`]): the validate component's verified-token cache entry for
-//!   the session's current token ([`crate::token::sealed`]). It also stands for "this session
-//!   had not ended when the entry was written, and nobody has ended it since", so a validation
-//!   that uses it reads only `lic:`. Losing it costs only a signature check.
+//!   the session's current token ([`crate::token::sealed`]). It stands in for the signature
+//!   check and for nothing else: a validation that uses it still reads `lic:` and `sess:`.
+//!   Losing it costs only a signature check.
 //!
-//! # Ending a session: the two-writer protocol
+//! # Ending a session fails closed
 //!
-//! A session end and a validation that caches the session's token can run at the same time.
-//! They keep "a `vt:` entry exists only for a session not ended" by ordering their operations
-//! (each a single key-value call, which Redis serializes):
+//! Whatever ends a session sets `sess:{id}` (the one write that matters) and then deletes
+//! `vt:{id}` (housekeeping). Validation reads `sess:{id}` on every request, cache hit or not,
+//! so a session whose marker is written is refused on the next request whatever happened to
+//! its cache entry: a delete that failed, a cache write that landed late, or one whose answer
+//! was lost. A failure to write the marker is answered as such (503, recorded), and the admin
+//! rebuild writes every marker again.
 //!
-//! - the writer that ends a session sets `sess:{id}`, then deletes `vt:{id}`
-//!   (`edge_http::end_session`);
-//! - a validation that found the session live sets `vt:{id}`, then reads `sess:{id}` again, and
-//!   deletes `vt:{id}` if the marker is there now (the validate component's `remember`).
+//! # Writers converge on the database
 //!
-//! Whatever the interleaving, either the validation's second read sees the marker, or the
-//! writer's delete comes after the validation's set: no entry survives an end. The tests check
-//! every interleaving. A key-value failure part-way through a session end is answered as such
-//! (503), and the admin rebuild repeats both steps for every ended session.
+//! Two changes to one license commit in one order and may reach the store in the other. So a
+//! writer of `lic:{id}` writes the state it has, reads the license's latest version back from
+//! PostgreSQL, and writes again while that version is not the one it wrote ([`converge`]). The
+//! last write to land is then always followed by a read that finds it current: when the
+//! writers settle, the store equals the database. `sess:{id}` never needs this: a session's
+//! end, once recorded, never changes, so every writer writes the same marker.
+//!
+//! # Lifetimes
+//!
+//! `lic:` lives as long as its license. `sess:` and `vt:` matter only while a token of the
+//! session can still validate: until `token_expires_at` (a `vt:` entry states its token's
+//! `exp`) plus the validation leeway. After that the sweep (`POST /api/v1/admin/kv/sweep`,
+//! run on a schedule) deletes them; nothing else ever does, so Redis must not evict keys
+//! (`maxmemory-policy noeviction`): an evicted marker would bring an ended session back.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +99,67 @@ pub struct LicenseState {
     pub expires_at: Option<i64>,
     /// When this entry was written.
     pub updated_at: i64,
+    /// The license row's version in PostgreSQL when this state was read (every change bumps
+    /// it). Entries written before versions existed read as 0.
+    #[serde(default)]
+    pub version: i64,
+}
+
+/// The clock leeway validation grants on a token's `exp`, in milliseconds
+/// ([`crate::token::DEFAULT_LEEWAY_SECS`]); the SQL function `le_token_leeway_ms` says the same.
+pub const TOKEN_LEEWAY_MS: i64 = crate::token::DEFAULT_LEEWAY_SECS as i64 * 1000;
+
+/// Whether a session that ended still needs its end marker at `now_ms`: while a token of it
+/// can still validate (its `exp` plus the leeway).
+pub fn marker_needed(token_expires_at: i64, now_ms: i64) -> bool {
+    token_expires_at.saturating_add(TOKEN_LEEWAY_MS) > now_ms
+}
+
+/// How [`converge`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Converged<E> {
+    /// The last state written was the latest when read back.
+    Current,
+    /// The license no longer exists (nothing to keep in step).
+    Gone,
+    /// The store or the database failed; the error says which.
+    Failed(E),
+    /// The state kept changing for `rounds` rounds; the writers of those changes converge.
+    StillChanging {
+        /// Rounds tried.
+        rounds: u32,
+    },
+}
+
+/// The most write-and-reread rounds one writer makes before it reports that the license kept
+/// changing under it. Each round past the first needs another change committed in between, so
+/// only a burst of more changes than this to one license can exhaust it; the writer then
+/// answers that the change is recorded but not propagated (a retry propagates it).
+pub const MAX_CONVERGE_ROUNDS: u32 = 64;
+
+/// Writes `first` with `write`, then reads the license's latest state with `latest` and
+/// writes again while its version differs from the one written, at most
+/// [`MAX_CONVERGE_ROUNDS`] times (see the module docs). This function does no I/O itself.
+pub fn converge<E>(
+    first: LicenseState,
+    mut write: impl FnMut(&LicenseState) -> Result<(), E>,
+    mut latest: impl FnMut() -> Result<Option<LicenseState>, E>,
+) -> Converged<E> {
+    let mut state = first;
+    for _ in 0..MAX_CONVERGE_ROUNDS {
+        if let Err(e) = write(&state) {
+            return Converged::Failed(e);
+        }
+        match latest() {
+            Err(e) => return Converged::Failed(e),
+            Ok(None) => return Converged::Gone,
+            Ok(Some(now)) if now.version == state.version => return Converged::Current,
+            Ok(Some(now)) => state = now,
+        }
+    }
+    Converged::StillChanging {
+        rounds: MAX_CONVERGE_ROUNDS,
+    }
 }
 
 /// `sess:{session_id}`: the session ended (released, force-released or replaced).
@@ -156,6 +227,7 @@ mod tests {
             status,
             expires_at,
             updated_at: 1,
+            version: 1,
         })
     }
 
@@ -185,59 +257,105 @@ mod tests {
         assert_eq!(standing(Some(&e), None, 9), Standing::InForce);
     }
 
-    /// One step of the session-end protocol of the module docs.
-    #[derive(Clone, Copy)]
-    enum Step {
-        /// Set `sess:{id}`.
-        SetMarker,
-        /// Delete `vt:{id}`.
-        DeleteEntry,
-        /// Set `vt:{id}`.
-        SetEntry,
-        /// Read `sess:{id}`; when the marker is there, the entry is deleted afterwards.
-        CheckMarker,
+    fn state(status: LicenseStatus, version: i64) -> LicenseState {
+        LicenseState {
+            status,
+            expires_at: None,
+            updated_at: version,
+            version,
+        }
     }
 
-    /// What a writer that ends a session does, in order.
-    const SESSION_END: [Step; 2] = [Step::SetMarker, Step::DeleteEntry];
-
-    /// What a validation that found the session live does to cache its token, in order.
-    const CACHE_WRITE: [Step; 2] = [Step::SetEntry, Step::CheckMarker];
-
-    /// Runs the two sequences of the session-end protocol in every interleaving against a
-    /// model store (`marker`, `entry`) and checks that no entry outlives an end.
+    /// Two admin changes (v1 reinstate, v2 suspend) whose writes reach the store in every
+    /// order, each writer following [`converge`]: the store always ends at the latest state.
+    /// With a single write each (last writer wins), one order leaves the stale v1 in place.
     #[test]
-    fn no_interleaving_leaves_an_entry_for_an_ended_session() {
-        fn run(order: &[bool]) -> (bool, bool) {
-            let (mut marker, mut entry) = (false, false);
-            let (mut end, mut cache) = (SESSION_END.iter(), CACHE_WRITE.iter());
-            let mut delete_after_check = false;
-            for &end_moves in order {
-                let step = if end_moves { end.next() } else { cache.next() };
-                match step.copied() {
-                    Some(Step::SetMarker) => marker = true,
-                    Some(Step::DeleteEntry) => entry = false,
-                    Some(Step::SetEntry) => entry = true,
-                    Some(Step::CheckMarker) => delete_after_check = marker,
-                    None => unreachable!(),
+    fn writers_converge_on_the_latest_version_in_every_order() {
+        use LicenseStatus::{Active, Suspended};
+        // Each writer's steps: write its state, read the database back, write again if stale.
+        // A schedule says which writer moves next; the database holds v2 from the start of the
+        // schedule (both changes committed before either write lands).
+        fn run(schedule: &[usize], converging: bool) -> LicenseState {
+            let db = state(Suspended, 2);
+            let store = std::cell::RefCell::new(state(Active, 0));
+            let mut pending: Vec<Vec<LicenseState>> =
+                vec![vec![state(Active, 1)], vec![state(Suspended, 2)]];
+            for &w in schedule {
+                let Some(next) = pending[w].pop() else {
+                    continue;
+                };
+                *store.borrow_mut() = next.clone();
+                if converging && next.version != db.version {
+                    pending[w].push(db.clone());
                 }
             }
-            if delete_after_check {
-                entry = false;
+            for writer in &mut pending {
+                while let Some(next) = writer.pop() {
+                    *store.borrow_mut() = next.clone();
+                    if converging && next.version != db.version {
+                        writer.push(db.clone());
+                    }
+                }
             }
-            (marker, entry)
+            store.into_inner()
         }
-        let mut orders = 0;
-        for bits in 0u8..16 {
-            let order: Vec<bool> = (0..4).map(|i| bits & (1 << i) != 0).collect();
-            if order.iter().filter(|&&e| e).count() != SESSION_END.len() {
-                continue;
+        let schedules: [&[usize]; 4] = [&[0, 1], &[1, 0], &[0, 1, 0], &[1, 0, 1]];
+        for schedule in schedules {
+            assert_eq!(run(schedule, true).version, 2, "{schedule:?}");
+        }
+        assert_eq!(
+            run(&[1, 0], false).version,
+            1,
+            "last writer wins without converging"
+        );
+    }
+
+    #[test]
+    fn converge_rewrites_until_the_version_read_back_is_the_one_written() {
+        let mut written = Vec::new();
+        let mut versions = vec![2, 3, 3].into_iter();
+        let out: Converged<()> = converge(
+            state(LicenseStatus::Active, 1),
+            |s| {
+                written.push(s.version);
+                Ok(())
+            },
+            || Ok(versions.next().map(|v| state(LicenseStatus::Revoked, v))),
+        );
+        assert_eq!(out, Converged::Current);
+        assert_eq!(
+            written,
+            vec![1, 2, 3],
+            "stale, then each newer state read back"
+        );
+
+        let gone: Converged<()> =
+            converge(state(LicenseStatus::Active, 1), |_| Ok(()), || Ok(None));
+        assert_eq!(gone, Converged::Gone);
+        let failed = converge(state(LicenseStatus::Active, 1), |_| Err("kv"), || Ok(None));
+        assert_eq!(failed, Converged::Failed("kv"));
+        let mut v = 1;
+        let churn: Converged<()> = converge(
+            state(LicenseStatus::Active, 0),
+            |_| Ok(()),
+            || {
+                v += 1;
+                Ok(Some(state(LicenseStatus::Active, v)))
+            },
+        );
+        assert_eq!(
+            churn,
+            Converged::StillChanging {
+                rounds: MAX_CONVERGE_ROUNDS
             }
-            orders += 1;
-            let (marker, entry) = run(&order);
-            assert!(marker && !entry, "order {order:?} left an entry");
-        }
-        assert_eq!(orders, 6);
+        );
+    }
+
+    #[test]
+    fn markers_matter_until_the_leeway_after_the_token_ends() {
+        assert!(marker_needed(1_000, 1_000 + TOKEN_LEEWAY_MS - 1));
+        assert!(!marker_needed(1_000, 1_000 + TOKEN_LEEWAY_MS));
+        assert!(!marker_needed(i64::MAX, i64::MAX));
     }
 
     #[test]
@@ -246,8 +364,11 @@ mod tests {
             status: LicenseStatus::Suspended,
             expires_at: Some(3),
             updated_at: 2,
+            version: 7,
         };
         assert_eq!(decode::<LicenseState>(&encode(&state)), Some(state));
+        let old = br#"{"status":"active","expires_at":null,"updated_at":1}"#;
+        assert_eq!(decode::<LicenseState>(old).map(|s| s.version), Some(0));
         assert_eq!(license_key("L1"), "lic:L1");
         assert_eq!(session_key("S1"), "sess:S1");
         assert_eq!(

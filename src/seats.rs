@@ -152,16 +152,18 @@ pub struct SeatLicense {
     pub expires_at: Option<i64>,
     /// Lease length in seconds.
     pub lease_seconds: u32,
+    /// How long after a token's `exp` an offline verifier may accept it (its `offline_grace`).
+    pub offline_grace_seconds: u32,
 }
 
 /// Maps a seat function's refusal outcome to the error the client sees; `None` for the
-/// outcomes that grant (`created`, `existing`, `renewed`, `borrowed`, `released`,
-/// `already_ended`). An outcome the app does not know is an internal error.
+/// outcomes that grant (`counted`, `created`, `existing`, `renewed`, `borrowed`, `released`,
+/// `already_ended`). An outcome the app does not know is an internal error. (A release's
+/// `borrowed` refusal carries a time and is answered by the caller.)
 pub fn refusal(outcome: &str) -> Option<ApiError> {
     Some(match outcome {
-        "created" | "existing" | "renewed" | "borrowed" | "released" | "already_ended" => {
-            return None
-        }
+        "counted" | "created" | "existing" | "renewed" | "borrowed" | "released"
+        | "already_ended" => return None,
         "unknown_key" => ApiError::Unauthorized,
         "suspended" => ApiError::LicenseSuspended,
         "revoked" => ApiError::LicenseRevoked,
@@ -173,7 +175,8 @@ pub fn refusal(outcome: &str) -> Option<ApiError> {
     })
 }
 
-/// The claims of a session's token: valid from `now_ms` to the lease (or borrow) end.
+/// The claims of a session's token: valid from `now_ms` to the lease (or borrow) end, and
+/// offline for the license's grace after that.
 pub fn session_claims(
     issuer: &str,
     license: &SeatLicense,
@@ -191,6 +194,7 @@ pub fn session_claims(
     claims.features = license.features.clone();
     claims.mid = Some(machine_hash.to_owned());
     claims.max_seats = Some(license.max_seats);
+    claims.offline_grace = Some(license.offline_grace_seconds);
     claims
 }
 
@@ -380,6 +384,7 @@ mod tests {
             max_seats: 5,
             expires_at: None,
             lease_seconds: 360,
+            offline_grace_seconds: 86_400,
         };
         let c = session_claims("iss", &lic, "ses_1", "mh", 1_000_500, 1_360_500);
         assert_eq!(
@@ -387,6 +392,7 @@ mod tests {
             (1000, 1360, "lic_1", "cad")
         );
         assert_eq!(c.max_seats, Some(5));
+        assert_eq!(c.offline_grace, Some(86_400));
         assert_eq!(heartbeat_interval_s(360), 180);
         let body = granted_body("ses_1", "t", 1_360_500, &lic, Some(2));
         assert_eq!(body["heartbeat_interval_s"], 180);

@@ -23,7 +23,8 @@
 //! 8. a claims set that is not a JSON object or has duplicate keys (`Malformed`), lacks a
 //!    required claim or has one of the wrong type ([`TokenError::MissingClaim`],
 //!    [`TokenError::InvalidClaim`]);
-//! 9. `now >= exp + leeway` ([`TokenError::Expired`]), `now + leeway < nbf`
+//! 9. `now >= exp + leeway` ([`TokenError::Expired`]; with
+//!    [`Policy::honouring_offline_grace`], `now >= exp + max(leeway, offline_grace)`), `now + leeway < nbf`
 //!    ([`TokenError::NotYetValid`]), `iat > now + leeway` ([`TokenError::IssuedInFuture`]);
 //! 10. an `iss` or `aud` other than the policy's, when the policy sets one
 //!     ([`TokenError::WrongIssuer`], [`TokenError::WrongAudience`]);
@@ -66,6 +67,7 @@ pub struct Policy {
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u32,
+    offline_grace: bool,
 }
 
 impl Default for Policy {
@@ -74,6 +76,7 @@ impl Default for Policy {
             issuer: None,
             audience: None,
             leeway_secs: DEFAULT_LEEWAY_SECS,
+            offline_grace: false,
         }
     }
 }
@@ -100,6 +103,21 @@ impl Policy {
     pub fn with_leeway_secs(mut self, leeway_secs: u32) -> Self {
         self.leeway_secs = leeway_secs;
         self
+    }
+
+    /// For a verifier working offline: accept a token after its `exp` for as long as the
+    /// token's own `offline_grace` claim says (the grace the server chose for the license),
+    /// and never longer. The clock leeway still applies when it is the longer of the two; a
+    /// token without the claim gets only the leeway. Online validation must not use this.
+    pub fn honouring_offline_grace(mut self) -> Self {
+        self.offline_grace = true;
+        self
+    }
+
+    /// Whether the token's `offline_grace` claim extends its life (see
+    /// [`Policy::honouring_offline_grace`]).
+    pub fn honours_offline_grace(&self) -> bool {
+        self.offline_grace
     }
 
     /// The required issuer, if any.
@@ -348,8 +366,12 @@ fn check_claims(
     machine_id: Option<&str>,
 ) -> Result<(), TokenError> {
     let leeway = i64::from(policy.leeway_secs);
+    let after_exp = match (policy.offline_grace, claims.offline_grace) {
+        (true, Some(grace)) => leeway.max(i64::from(grace)),
+        _ => leeway,
+    };
     // Saturating: hostile times near i64::MAX/MIN must not overflow.
-    if now >= claims.exp.saturating_add(leeway) {
+    if now >= claims.exp.saturating_add(after_exp) {
         return Err(TokenError::Expired);
     }
     if now.saturating_add(leeway) < claims.nbf {

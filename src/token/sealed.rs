@@ -3,8 +3,9 @@
 //! Spin makes a fresh instance for every request, so a component cannot remember that it
 //! verified a token a moment ago; the key-value store can. After a full verification,
 //! [`verify_sealed`] hands back an entry to store at the session's
-//! [`sealed_key`]: an HMAC-SHA256, under a secret only the validating
-//! component holds, of the token's SHA-256 and of the `kid` and key bytes that verified it.
+//! [`sealed_key`]: the token's `exp` (the entry's lifetime) and an HMAC-SHA256, under a secret
+//! only the validating component holds, of the token's SHA-256, its `exp` and the `kid` and
+//! key bytes that verified it.
 //! Given that entry later, it skips exactly one check, the signature: the token is still
 //! parsed, its header checked, its `kid` looked up in the current key set, and its claims read
 //! from the token itself and checked against the time, policy and machine as in
@@ -12,7 +13,8 @@
 //! removal or replacement of its key, and cannot be made or altered without the secret.
 //! Anything else (no entry, another token's entry, a forged or damaged one) means a full
 //! verification. Whether the session is still live is the read model's business
-//! ([`crate::edge`], which also says how session ends and cache writes are ordered).
+//! ([`crate::edge`]): validation reads the session's end marker whether or not an entry was
+//! used.
 
 use sha2::{Digest, Sha256};
 
@@ -42,14 +44,17 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// The entry for the token with `digest`, verified under `key`: the MAC in hex.
-fn entry_for(seal_key: &[u8], digest: &[u8; 32], key: &VerifyingKey) -> Vec<u8> {
-    let mut message = b"license-edge sealed token v2\n".to_vec();
+/// The entry for the token with `digest` and `exp`, verified under `key`: the token's `exp`
+/// (the entry's lifetime, readable by anyone who sweeps the store), a `.`, and the MAC in hex.
+fn entry_for(seal_key: &[u8], digest: &[u8; 32], exp: i64, key: &VerifyingKey) -> Vec<u8> {
+    let mut message = b"license-edge sealed token v3\n".to_vec();
     message.extend_from_slice(&digest[..]);
+    message.extend_from_slice(exp.to_string().as_bytes());
+    message.push(b'\n');
     message.extend_from_slice(key.kid().as_bytes());
     message.push(b'\n');
     message.extend_from_slice(&key.to_bytes());
-    hex(&hmac_sha256(seal_key, &message)).into_bytes()
+    format!("{exp}.{}", hex(&hmac_sha256(seal_key, &message))).into_bytes()
 }
 
 /// What [`verify_sealed`] found.
@@ -94,7 +99,10 @@ pub fn verify_sealed(
         let Some(session) = claims.get("sid").and_then(|s| s.as_str()) else {
             return false;
         };
-        let entry = entry_for(seal_key, &digest, key);
+        let Some(exp) = claims.get("exp").and_then(|e| e.as_i64()) else {
+            return false;
+        };
+        let entry = entry_for(seal_key, &digest, exp, key);
         let store_key = sealed_key(session);
         let vouched = lookup(&store_key).is_some_and(|s| constant_time_eq(&s, &entry));
         expected = Some((store_key, entry));
@@ -167,6 +175,10 @@ mod tests {
     fn a_sealed_entry_is_used_and_still_rechecked() {
         let (keys, token) = setup();
         let entry = first_entry(&token, &keys);
+        assert!(
+            entry.starts_with(b"1600."),
+            "the entry states its token's exp"
+        );
         let full = crate::token::verify(&token, &keys, &Policy::new(), 1_100, None).unwrap();
         let hit = check_with(&token, &keys, Some(&entry), 1_100, Some("m"), SEAL).unwrap();
         assert!(hit.from_cache);

@@ -944,3 +944,53 @@ fn token_digest_is_sha256_of_the_bytes() {
     let (token, _, _) = fixture();
     assert_ne!(token_digest(&token), token_digest(format!("{token}x")));
 }
+
+#[test]
+fn offline_grace_comes_from_the_token_and_only_an_offline_policy_uses_it() {
+    let key = signing_key("k1", 1);
+    let set = key_set(&[&key]);
+    let mut c = claims();
+    c.offline_grace = Some(3600);
+    let token = issue(&key, &c).unwrap();
+    let exp = c.exp;
+    let offline = policy().honouring_offline_grace();
+    // Within the grace: accepted offline, refused by an online (default) policy.
+    assert!(verify(&token, &set, &offline, exp + 3599, None).is_ok());
+    assert_eq!(
+        verify(&token, &set, &policy(), exp + 3599, None),
+        Err(TokenError::Expired)
+    );
+    // Never longer than the claim, whatever the caller would like.
+    assert_eq!(
+        verify(&token, &set, &offline, exp + 3600, None),
+        Err(TokenError::Expired)
+    );
+    // A grace shorter than the clock leeway still gets the leeway.
+    c.offline_grace = Some(0);
+    let short = issue(&key, &c).unwrap();
+    assert!(verify(&short, &set, &offline, exp + 59, None).is_ok());
+    assert_eq!(
+        verify(&short, &set, &offline, exp + 60, None),
+        Err(TokenError::Expired)
+    );
+    // No claim: only the leeway.
+    let (plain, _, set) = fixture();
+    assert_eq!(
+        verify(&plain, &set, &offline, exp + 60, None),
+        Err(TokenError::Expired)
+    );
+    // The claim is typed.
+    let bad = forge(
+        &good_header(),
+        &payload_with(|m| {
+            m.insert("offline_grace".into(), json!("1d"));
+        }),
+        &key,
+    );
+    assert_eq!(
+        check(&bad, &set),
+        Err(TokenError::InvalidClaim {
+            claim: "offline_grace"
+        })
+    );
+}
