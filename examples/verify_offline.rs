@@ -1,12 +1,13 @@
-//! A vendor's program checking its license token offline, with the grace it chooses.
+//! A vendor's program checking its license token offline, for as long as the server allows.
 //!
 //! The program saved the server's `/.well-known/jwks.json` (and its last token) while online.
-//! Offline, it verifies the token against that saved key set; `grace` lets a token that expired
-//! a little while ago still count, so a laptop on a plane keeps working until the grace runs
-//! out. Online, it should ask `POST /api/v1/licenses/validate` instead: only the server knows
-//! about suspensions, revocations and released sessions.
+//! Offline, it verifies the token against that saved key set. A token that expired a while ago
+//! still counts for the offline grace the server wrote into it (its `offline_grace` claim, set
+//! per license: 24 hours by default, at most 7 days), and not a second longer: the program
+//! does not choose its own grace. Online, it should ask `POST /api/v1/licenses/validate`
+//! instead: only the server knows about suspensions, revocations and released sessions.
 //!
-//! Run: `cargo run --example verify_offline -- jwks.json TOKEN MACHINE_ID [GRACE_SECONDS]`
+//! Run: `cargo run --example verify_offline -- jwks.json TOKEN MACHINE_ID`
 
 use license_edge::{verify, KeySet, Policy};
 use std::process::ExitCode;
@@ -14,17 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [jwks_path, token, machine_id, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: verify_offline JWKS_FILE TOKEN MACHINE_ID [GRACE_SECONDS]");
+    let [jwks_path, token, machine_id] = args.as_slice() else {
+        eprintln!("usage: verify_offline JWKS_FILE TOKEN MACHINE_ID");
         return ExitCode::from(2);
-    };
-    let grace: u32 = match rest.first().map(|g| g.parse()) {
-        None => 3 * 24 * 3600,
-        Some(Ok(g)) => g,
-        Some(Err(_)) => {
-            eprintln!("GRACE_SECONDS must be a whole number");
-            return ExitCode::from(2);
-        }
     };
     let keys = match std::fs::read_to_string(jwks_path).map(|t| KeySet::from_jwks_json(&t)) {
         Ok(Ok(keys)) => keys,
@@ -43,12 +36,13 @@ fn main() -> ExitCode {
     let policy = Policy::new()
         .with_issuer("license-edge")
         .with_audience("cad-pro")
-        .with_leeway_secs(grace);
+        .honouring_offline_grace();
     match verify(token, &keys, &policy, now, Some(machine_id)) {
         Ok(verified) => {
             let c = verified.claims();
+            let until = c.exp + i64::from(c.offline_grace.unwrap_or(0));
             println!(
-                "licensed: {} (plan {:?}, features {:?})",
+                "licensed: {} (plan {:?}, features {:?}); offline until {until} at the latest",
                 c.sub, c.plan, c.features
             );
             ExitCode::SUCCESS

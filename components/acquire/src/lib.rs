@@ -1,7 +1,10 @@
-//! The `acquire` component: seats. Acquire, heartbeat, release and borrow, each one call to a
-//! seat function in PostgreSQL that takes the license row lock for the seat decision only, so
-//! seats are never oversold whatever the concurrency or number of instances. A release is
-//! written through to the key-value store so that validation sees the ended session at once.
+//! The `acquire` component: seats. Acquire, heartbeat, release and borrow, each decided by a
+//! seat function in PostgreSQL that takes the license row lock for the seat decision only and
+//! reads the database's clock after it, so seats are never oversold whatever the concurrency,
+//! the number of instances or the clocks of the machines they run on. An acquire is two
+//! statements: the key and rate limit (`le_acquire_attempt`, committed at once, no lock), then
+//! the seat (`le_acquire_seat`). A release is written through to the key-value store so that
+//! validation sees the ended session on the next request.
 
 use edge_http::db::{self, text_or_null, Row};
 use edge_http::{
@@ -9,16 +12,16 @@ use edge_http::{
     random16, read_request,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::SessionEnded;
+use license_edge::edge::{marker_needed, SessionEnded};
 use license_edge::seats::{
     authenticate, granted_body, is_session_id, parse_acquire, parse_borrow, rate_limit_headers,
-    refusal, released_body, retry_after_s, session_claims, session_id, user_agent, SeatLicense,
-    MAX_SEAT_BODY,
+    refusal, released_body, retry_after_s, session_claims, session_id, user_agent, AcquireRequest,
+    SeatLicense, MAX_SEAT_BODY,
 };
 use license_edge::{issue, SigningKey};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::ParameterValue as P;
+use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::{key_value, variables};
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire";
@@ -69,7 +72,11 @@ fn signing_key() -> Result<(SigningKey, String), ApiError> {
                 ApiError::Internal
             })
         })?;
-    let issuer = variables::get("token_issuer").unwrap_or_else(|_| "license-edge".to_owned());
+    // No fallback: a token signed with a guessed issuer would fail validation everywhere.
+    let issuer = variables::get("token_issuer").map_err(|e| {
+        eprintln!("acquire: token_issuer variable: {e}");
+        ApiError::Internal
+    })?;
     Ok((key, issuer))
 }
 
@@ -83,6 +90,44 @@ fn seat_license(row: &Row) -> Result<SeatLicense, ApiError> {
         max_seats: row.count("o_max_seats")?,
         expires_at: row.int("o_license_expires_at")?,
         lease_seconds: row.count("o_lease_seconds")?,
+        offline_grace_seconds: row.count("o_offline_grace_seconds")?,
+    })
+}
+
+/// A refused license key: logged with where it came from (the last `spin-client-addr`, which
+/// Spin sets after any the client sent), never written to PostgreSQL.
+fn unknown_key(req: &Request, route: &str) -> ApiError {
+    let from = req
+        .headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("spin-client-addr"))
+        .filter_map(|(_, value)| value.as_str().map(str::to_owned))
+        .last()
+        .unwrap_or_else(|| "unknown".to_owned());
+    eprintln!("acquire: unknown license key on {route} from {from}");
+    ApiError::Unauthorized
+}
+
+/// Issues the token of a granted session; `now` is this instance's clock, used only for the
+/// token's `iat`/`nbf` (the seat functions decide on the database's clock).
+fn session_token(
+    key: &SigningKey,
+    issuer: &str,
+    license: &SeatLicense,
+    session: &str,
+    machine_hash: &str,
+    expires: i64,
+) -> Result<String, ApiError> {
+    let claims = session_claims(
+        issuer,
+        license,
+        session,
+        machine_hash,
+        now_millis(),
+        expires,
+    );
+    issue(key, &claims).map_err(|e| {
+        eprintln!("acquire: issuing the token failed: {e}");
+        ApiError::Internal
     })
 }
 
@@ -91,71 +136,42 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let request = parse_acquire(req.body(), header(req, "content-type"))?;
     // The key is read before the seat is taken: a seat must never be held without a token.
     let (key, issuer) = signing_key()?;
-    let now = now_millis();
-    let new_session = session_id(random16());
     let conn = db::open()?;
+    // Step 1: the key and the rate limit, committed on their own, so that refused attempts
+    // never wait for (or hold up) a seat decision.
     let set = db::query(
         &conn,
-        "SELECT * FROM le_acquire($1, $2, $3, $4, ($5::text)::jsonb, $6)",
-        &[
-            P::Str(key_hash),
-            P::Str(request.machine_hash.clone()),
-            P::Str(new_session),
-            text_or_null(user_agent(header(req, "user-agent")).as_deref()),
-            P::Str(request.metadata.to_string()),
-            P::Int64(now),
-        ],
+        "SELECT * FROM le_acquire_attempt($1)",
+        &[P::Str(key_hash)],
     )?;
-    let row = Row::first(&set)?;
-    let outcome = row.required_text("o_outcome")?;
-    let rate_headers = match (
-        row.int("o_rate_limit")?,
-        row.int("o_rate_remaining")?,
-        row.int("o_rate_reset_at")?,
-    ) {
-        (Some(limit), Some(remaining), Some(reset)) => rate_limit_headers(
-            u32::try_from(limit).unwrap_or(u32::MAX),
-            u32::try_from(remaining).unwrap_or(0),
-            reset,
-            now,
-            outcome == "rate_limited",
-        ),
-        _ => Vec::new(),
-    };
-    let result = match outcome.as_str() {
-        "rate_limited" => Err(ApiError::RateLimited {
-            limit: row.count("o_rate_limit")?,
-            retry_after_s: retry_after_s(row.required_int("o_rate_reset_at")?, now),
-        }),
-        "no_seats" => Err(ApiError::NoSeatsAvailable {
-            max_seats: row.count("o_max_seats")?,
-            active_seats: row.count("o_active_seats")?,
-            next_available_at: row.int("o_next_available_at")?,
-        }),
-        "created" | "existing" => {
-            let license = seat_license(&row)?;
-            let session = row.required_text("o_session_id")?;
-            let expires = row.required_int("o_session_expires_at")?;
-            let claims = session_claims(
-                &issuer,
-                &license,
-                &session,
-                &request.machine_hash,
-                now,
-                expires,
-            );
-            let token = issue(&key, &claims).map_err(|e| {
-                eprintln!("acquire: issuing the token failed: {e}");
-                ApiError::Internal
-            })?;
-            let active = row.count("o_active_seats").ok();
-            let status = if outcome == "created" { 201 } else { 200 };
-            Ok(json(
-                status,
-                &granted_body(&session, &token, expires, &license, active),
-            ))
-        }
-        other => Err(refusal(other).unwrap_or(ApiError::Internal)),
+    let attempt = Row::first(&set)?;
+    let outcome = attempt.required_text("o_outcome")?;
+    if outcome == "unknown_key" {
+        return Err(unknown_key(req, "acquire"));
+    }
+    let now = attempt.required_int("o_now")?;
+    let limit = attempt.count("o_rate_limit")?;
+    let reset = attempt.required_int("o_rate_reset_at")?;
+    let rate_headers = rate_limit_headers(
+        limit,
+        attempt.count("o_rate_remaining")?,
+        reset,
+        now,
+        outcome == "rate_limited",
+    );
+    let result = if outcome == "rate_limited" {
+        Err(ApiError::RateLimited {
+            limit,
+            retry_after_s: retry_after_s(reset, now),
+        })
+    } else {
+        seat(
+            &conn,
+            &attempt.required_text("o_license_id")?,
+            req,
+            &request,
+            (&key, &issuer),
+        )
     };
     let mut resp = match result {
         Ok(resp) => resp,
@@ -165,6 +181,56 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         resp.set_header(name, value);
     }
     Ok(resp)
+}
+
+/// Step 2 of an acquire: the seat decision, under the license lock, on the database's clock.
+fn seat(
+    conn: &Connection,
+    license_id: &str,
+    req: &Request,
+    request: &AcquireRequest,
+    (key, issuer): (&SigningKey, &str),
+) -> Result<Response, ApiError> {
+    let set = db::query(
+        conn,
+        "SELECT * FROM le_acquire_seat($1, $2, $3, $4, ($5::text)::jsonb)",
+        &[
+            P::Str(license_id.to_owned()),
+            P::Str(request.machine_hash.clone()),
+            P::Str(session_id(random16())),
+            text_or_null(user_agent(header(req, "user-agent")).as_deref()),
+            P::Str(request.metadata.to_string()),
+        ],
+    )?;
+    let row = Row::first(&set)?;
+    let outcome = row.required_text("o_outcome")?;
+    match outcome.as_str() {
+        "no_seats" => Err(ApiError::NoSeatsAvailable {
+            max_seats: row.count("o_max_seats")?,
+            active_seats: row.count("o_active_seats")?,
+            next_available_at: row.int("o_next_available_at")?,
+        }),
+        "created" | "existing" => {
+            let license = seat_license(&row)?;
+            let session = row.required_text("o_session_id")?;
+            let expires = row.required_int("o_session_expires_at")?;
+            let token = session_token(
+                key,
+                issuer,
+                &license,
+                &session,
+                &request.machine_hash,
+                expires,
+            )?;
+            let active = row.count("o_active_seats").ok();
+            let status = if outcome == "created" { 201 } else { 200 };
+            Ok(json(
+                status,
+                &granted_body(&session, &token, expires, &license, active),
+            ))
+        }
+        other => Err(refusal(other).unwrap_or(ApiError::Internal)),
+    }
 }
 
 /// Heartbeat (`borrow == false`) or borrow: both extend a live session and answer a new token.
@@ -182,17 +248,11 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
         P::DbNull
     };
     let (key, issuer) = signing_key()?;
-    let now = now_millis();
     let conn = db::open()?;
     let set = db::query(
         &conn,
-        "SELECT * FROM le_extend($1, $2, $3::bigint, $4)",
-        &[
-            P::Str(key_hash),
-            P::Str(id.to_owned()),
-            duration,
-            P::Int64(now),
-        ],
+        "SELECT * FROM le_extend($1, $2, $3::bigint, NULL)",
+        &[P::Str(key_hash), P::Str(id.to_owned()), duration],
     )?;
     let row = Row::first(&set)?;
     match row.required_text("o_outcome")?.as_str() {
@@ -200,11 +260,7 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
             let license = seat_license(&row)?;
             let expires = row.required_int("o_session_expires_at")?;
             let machine = row.required_text("o_machine_hash")?;
-            let claims = session_claims(&issuer, &license, id, &machine, now, expires);
-            let token = issue(&key, &claims).map_err(|e| {
-                eprintln!("acquire: issuing the token failed: {e}");
-                ApiError::Internal
-            })?;
+            let token = session_token(&key, &issuer, &license, id, &machine, expires)?;
             Ok(json(
                 200,
                 &granted_body(id, &token, expires, &license, None),
@@ -213,6 +269,7 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
         "borrow_too_long" => Err(ApiError::BorrowTooLong {
             max_seconds: row.count("o_max_borrow_seconds")?,
         }),
+        "unknown_key" => Err(unknown_key(req, "heartbeat or borrow")),
         other => Err(refusal(other).unwrap_or(ApiError::Internal)),
     }
 }
@@ -222,23 +279,32 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
     if !is_session_id(id) {
         return Err(ApiError::SessionNotFound);
     }
-    let now = now_millis();
     let conn = db::open()?;
     let set = db::query(
         &conn,
-        "SELECT * FROM le_release($1, $2, 'client', $3)",
-        &[P::Str(key_hash), P::Str(id.to_owned()), P::Int64(now)],
+        "SELECT * FROM le_release($1, $2, 'client', NULL)",
+        &[P::Str(key_hash), P::Str(id.to_owned())],
     )?;
     let row = Row::first(&set)?;
-    let outcome = row.required_text("o_outcome")?;
-    if let Some(e) = refusal(&outcome) {
-        return Err(e);
+    match row.required_text("o_outcome")?.as_str() {
+        "unknown_key" => return Err(unknown_key(req, "release")),
+        "borrowed" => {
+            return Err(ApiError::SessionBorrowed {
+                borrowed_until: row.required_int("o_borrowed_until")?,
+            })
+        }
+        other => {
+            if let Some(e) = refusal(other) {
+                return Err(e);
+            }
+        }
     }
+    let now = row.required_int("o_now")?;
     let ended_at = row.required_int("o_ended_at")?;
     let token_expires_at = row.required_int("o_token_expires_at")?;
     // Written on every release, repeated ones included, so that a retry after a key-value
     // failure still reaches the edge.
-    if token_expires_at > now {
+    if marker_needed(token_expires_at, now) {
         let marker = SessionEnded {
             ended_at,
             token_expires_at,

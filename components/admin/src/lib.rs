@@ -7,9 +7,11 @@
 //! `migrations/0002_admin.sql` does the work in one round trip, and the core shapes the answer.
 //!
 //! Changes validation must see are written through to the key-value store in the same
-//! request, after PostgreSQL (the source of truth): a key-value failure then answers 503
-//! `revocation_unavailable` saying the change is recorded, and a retry or the rebuild
-//! propagates it. A new license is the exception: its entry is written *before* the row,
+//! request, after PostgreSQL (the source of truth), and the writer then reads the license's
+//! version back and writes again while it is stale (`license_edge::edge::converge`), so that
+//! two changes whose writes land out of order still leave the store equal to the database. A
+//! key-value failure answers 503 `revocation_unavailable` saying the change is recorded, and a
+//! retry or the rebuild propagates it. A new license is the exception: its entry is written *before* the row,
 //! because the key is shown only once and a 503 after the insert would lose it; an entry
 //! without a row is harmless (no token can name that license) and is removed on failure.
 
@@ -23,12 +25,15 @@ use license_edge::admin::{
     license_json, license_state, list_body, new_id, new_license_key, organization_json, paginate,
     parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_query,
     parse_status_change, product_json, rebuild_json, released_json, route, session_json,
-    updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint, License, LicenseDetail,
-    LicenseStanding, Organization, Product, Session, StatusAction, MAX_ADMIN_BODY,
-    MAX_EMBEDDED_SESSIONS,
+    sweep_json, updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint, License,
+    LicenseDetail, LicenseStanding, Organization, Product, Session, StatusAction, SweepBatch,
+    MAX_ADMIN_BODY, MAX_EMBEDDED_SESSIONS,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::{encode, license_key, LicenseStatus, SessionEnded};
+use license_edge::edge::{
+    converge, encode, license_key, marker_needed, sealed_key, session_key, Converged, LicenseState,
+    LicenseStatus, SessionEnded,
+};
 use license_edge::seats::{is_session_id, license_key_hash};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -43,6 +48,10 @@ const REBUILD_BATCH: i32 = 500;
 /// that a change racing the first pass (on any replica, with some clock skew) is not
 /// overwritten by the older state read before it.
 const REBUILD_RECHECK_MS: i64 = 5_000;
+/// Sessions per round trip of the key-value sweep.
+const SWEEP_BATCH: i32 = 500;
+/// Batches one sweep request handles at most; the answer says whether more are waiting.
+const SWEEP_BATCHES_PER_CALL: u32 = 8;
 
 #[http_component]
 async fn handle(req: IncomingRequest) -> impl IntoResponse {
@@ -84,6 +93,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         Endpoint::LicenseAudit => audit(q, "license", id),
         Endpoint::ReleaseSession => release_session(q, id, now),
         Endpoint::RebuildKv => rebuild(q, now),
+        Endpoint::SweepKv => sweep(q),
     }
 }
 
@@ -142,26 +152,52 @@ fn store() -> Result<key_value::Store, key_value::Error> {
     key_value::Store::open_default()
 }
 
-/// Writes a license's standing to the read model after PostgreSQL recorded it.
-fn propagate(
-    id: &str,
-    status: LicenseStatus,
-    expires_at: Option<i64>,
+/// The latest state of the licenses `ids` names, from PostgreSQL, at `now`.
+fn latest_states(
+    conn: &Connection,
+    ids: &[&str],
     now: i64,
-) -> Result<(), ApiError> {
-    store()
-        .and_then(|s| {
-            s.set(
-                &license_key(id),
-                &encode(&license_state(status, expires_at, now)),
-            )
-        })
-        .map_err(|e| {
-            eprintln!(
-                "admin: license {id} changed in PostgreSQL, but the key-value store failed: {e}"
-            );
-            ApiError::ChangeNotPropagated
-        })
+) -> Result<Vec<(String, LicenseState)>, ApiError> {
+    let (_, body) = call(
+        conn,
+        "SELECT * FROM le_license_states(($1::text)::jsonb)",
+        &[P::Str(json!(ids).to_string())],
+    )?;
+    let states: Vec<LicenseStanding> = decode(body)?;
+    Ok(states
+        .into_iter()
+        .map(|l| (l.id.clone(), l.state(now)))
+        .collect())
+}
+
+/// Writes a license's standing to the read model after PostgreSQL recorded it, then converges
+/// on the database's latest version (see `license_edge::edge::converge`).
+fn propagate(conn: &Connection, id: &str, first: LicenseState, now: i64) -> Result<(), ApiError> {
+    let not_propagated = |what: &str| {
+        eprintln!("admin: license {id} changed in PostgreSQL, but {what}");
+        ApiError::ChangeNotPropagated
+    };
+    let store = store().map_err(|e| not_propagated(&format!("the key-value store failed: {e}")))?;
+    let outcome = converge(
+        first,
+        |state| {
+            store
+                .set(&license_key(id), &encode(state))
+                .map_err(|e| format!("the key-value store failed: {e}"))
+        },
+        || {
+            latest_states(conn, &[id], now)
+                .map(|mut found| found.pop().map(|(_, state)| state))
+                .map_err(|_| "rereading its version failed".to_owned())
+        },
+    );
+    match outcome {
+        Converged::Current | Converged::Gone => Ok(()),
+        Converged::Failed(what) => Err(not_propagated(&what)),
+        Converged::StillChanging { rounds } => Err(not_propagated(&format!(
+            "it kept changing for {rounds} rounds of writes"
+        ))),
+    }
 }
 
 // --- Organizations and products ---------------------------------------------------------------
@@ -316,7 +352,13 @@ fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
     random[16..].copy_from_slice(&random16());
     let key = new_license_key(random);
     // The read-model entry first (see the crate docs): nothing is recorded if it fails.
-    let entry = encode(&license_state(LicenseStatus::Active, new.expires_at, now));
+    // A new row's version is 0 (only updates bump it).
+    let entry = encode(&license_state(
+        LicenseStatus::Active,
+        new.expires_at,
+        0,
+        now,
+    ));
     let kv = store()
         .and_then(|s| s.set(&license_key(&id), &entry).map(|()| s))
         .map_err(|e| {
@@ -386,7 +428,13 @@ fn update_license(req: &Request, id: &str, now: i64) -> Result<Response, ApiErro
     }
     let updated: Updated = decode(body)?;
     // Written even when nothing changed, so that a retry after a key-value failure propagates.
-    propagate(&id, updated.license.status, updated.license.expires_at, now)?;
+    let l = &updated.license;
+    propagate(
+        &conn,
+        &id,
+        license_state(l.status, l.expires_at, l.version, now),
+        now,
+    )?;
     Ok(json(
         200,
         &updated_license_json(&updated.license, updated.active_seats),
@@ -415,7 +463,8 @@ fn set_status(
     )?;
     let license: License = decode(body)?;
     // Written even when unchanged, so that a retry after a key-value failure propagates.
-    propagate(&id, license.status, license.expires_at, now)?;
+    let state = license_state(license.status, license.expires_at, license.version, now);
+    propagate(&conn, &id, state, now)?;
     let mut body = license_json(&license);
     body["changed"] = json!(outcome == "changed");
     Ok(json(200, &body))
@@ -476,11 +525,13 @@ fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
         license_id: String,
         ended_at: i64,
         token_expires_at: i64,
+        seat_until: i64,
+        now: i64,
     }
     let released: Released = decode(body)?;
     // As the client's release does: on every release, repeated ones included, so that a retry
     // after a key-value failure still reaches the edge.
-    if released.token_expires_at > now {
+    if marker_needed(released.token_expires_at, released.now) {
         let marker = SessionEnded {
             ended_at: released.ended_at,
             token_expires_at: released.token_expires_at,
@@ -500,6 +551,7 @@ fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
             id,
             &released.license_id,
             released.ended_at,
+            released.seat_until,
             outcome == "already_ended",
         ),
     ))
@@ -586,7 +638,8 @@ fn rebuild(q: &str, started: i64) -> Result<Response, ApiError> {
 }
 
 /// Writes `lic:` for every license (or, with `since`, those changed since then); answers how
-/// many it wrote.
+/// many it wrote. Each batch converges like a single write does: after writing it, the batch's
+/// versions are read back and whatever changed meanwhile is written again.
 fn rewrite_licenses(
     conn: &Connection,
     kv: &key_value::Store,
@@ -606,10 +659,35 @@ fn rewrite_licenses(
             ],
         )?;
         let batch: Vec<LicenseStanding> = decode(body)?;
-        for l in &batch {
-            let entry = encode(&license_state(l.status, l.expires_at, now));
-            kv.set(&license_key(&l.id), &entry).map_err(kv_failed)?;
-            written += 1;
+        let mut pending: Vec<(String, LicenseState)> =
+            batch.iter().map(|l| (l.id.clone(), l.state(now))).collect();
+        written += pending.len() as u64;
+        for _ in 0..license_edge::edge::MAX_CONVERGE_ROUNDS {
+            for (id, state) in &pending {
+                kv.set(&license_key(id), &encode(state))
+                    .map_err(kv_failed)?;
+            }
+            let ids: Vec<&str> = pending.iter().map(|(id, _)| id.as_str()).collect();
+            if ids.is_empty() {
+                break;
+            }
+            let latest = latest_states(conn, &ids, now)?;
+            pending.retain(|(id, state)| {
+                latest
+                    .iter()
+                    .any(|(l, s)| l == id && s.version != state.version)
+            });
+            for (id, state) in &mut pending {
+                if let Some((_, s)) = latest.iter().find(|(l, _)| l == id) {
+                    *state = s.clone();
+                }
+            }
+        }
+        if !pending.is_empty() {
+            eprintln!(
+                "admin: rebuild: {} licenses kept changing; their writers converge",
+                pending.len()
+            );
         }
         match batch.last() {
             Some(last) if batch.len() == REBUILD_BATCH as usize => after = Some(last.id.clone()),
@@ -618,7 +696,47 @@ fn rewrite_licenses(
     }
 }
 
+// --- The key-value sweep --------------------------------------------------------------------
+
+/// Deletes the `sess:` and `vt:` entries of sessions no token of which can validate any more,
+/// in expiry order from where the last sweep stopped (kept in PostgreSQL), at most
+/// [`SWEEP_BATCHES_PER_CALL`] batches per request. A key-value failure stops before the
+/// watermark moves, so the next sweep repeats the batch (deleting twice is harmless).
+fn sweep(q: &str) -> Result<Response, ApiError> {
+    no_query(q)?;
+    let kv = store().map_err(kv_failed)?;
+    let conn = db::open()?;
+    let mut swept = 0u64;
+    let mut until = None;
+    for _ in 0..SWEEP_BATCHES_PER_CALL {
+        let (_, body) = call(
+            &conn,
+            "SELECT * FROM le_admin_kv_sweep_batch($1::int)",
+            &[P::Int32(SWEEP_BATCH)],
+        )?;
+        let batch: SweepBatch = decode(body)?;
+        for id in &batch.sessions {
+            kv.delete(&session_key(id)).map_err(kv_failed)?;
+            kv.delete(&sealed_key(id)).map_err(kv_failed)?;
+        }
+        let Some(cursor) = batch.cursor else {
+            return Ok(json(200, &sweep_json(swept, until, false)));
+        };
+        call(
+            &conn,
+            "SELECT * FROM le_admin_kv_sweep_advance($1, $2)",
+            &[P::Int64(cursor.at), P::Str(cursor.id)],
+        )?;
+        swept += batch.sessions.len() as u64;
+        until = Some(cursor.at);
+        if batch.sessions.len() < SWEEP_BATCH as usize {
+            return Ok(json(200, &sweep_json(swept, until, false)));
+        }
+    }
+    Ok(json(200, &sweep_json(swept, until, true)))
+}
+
 fn kv_failed(e: key_value::Error) -> ApiError {
-    eprintln!("admin: key-value store failed during the rebuild: {e}");
+    eprintln!("admin: key-value store failed during a rebuild or sweep: {e}");
     ApiError::KeyValueUnavailable
 }

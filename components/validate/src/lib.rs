@@ -76,10 +76,13 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         header(req, "authorization"),
     )?;
     let keys = key_set(false)?;
-    let mut policy = Policy::new();
-    if let Ok(issuer) = variables::get("token_issuer") {
-        policy = policy.with_issuer(issuer);
-    }
+    // Fail closed: a validation that cannot read the issuer it must require answers an error,
+    // never a check without it.
+    let issuer = variables::get("token_issuer").map_err(|e| {
+        eprintln!("validate: token_issuer variable: {e}");
+        ApiError::Internal
+    })?;
+    let mut policy = Policy::new().with_issuer(issuer);
     if let Some(product) = &request.product {
         policy = policy.with_audience(product.clone());
     }
@@ -113,17 +116,14 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let claims = checked.verified.claims();
     let store = store.map_err(unavailable)?;
     let license = store.get(&license_key(&claims.sub)).map_err(unavailable)?;
-    // A good cache entry also says the session had not ended (see `license_edge::edge`): its
-    // end marker is read only when the entry was not used.
-    let session = if checked.from_cache {
-        None
-    } else {
-        store.get(&session_key(&claims.sid)).map_err(unavailable)?
-    };
-    let mut standing = standing(license.as_deref(), session.as_deref(), now_ms);
+    // The end marker is read on every request, cache hit or not: a session whose marker is
+    // written is refused whatever happened to its cache entry (see `license_edge::edge`).
+    let session = store.get(&session_key(&claims.sid)).map_err(unavailable)?;
+    let standing = standing(license.as_deref(), session.as_deref(), now_ms);
     if let (Standing::InForce, Some((cache_key, entry))) = (standing, &checked.new_entry) {
-        if !remember(&store, &claims.sid, cache_key, entry) {
-            standing = Standing::SessionEnded;
+        // Only saves the next validation a signature check; a failure costs nothing else.
+        if let Err(e) = store.set(cache_key, entry) {
+            eprintln!("validate: verified-token cache write failed: {e}");
         }
     }
     match standing {
@@ -136,31 +136,6 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
             None => json_text(200, valid_body(claims, request_id)),
         }),
     }
-}
-
-/// Caches a token that just verified for a session found live, following the session-end
-/// protocol of `license_edge::edge`: the entry is written, then the session's end marker is
-/// read again, and the entry is deleted if the session ended meanwhile. Returns whether the
-/// session is still live; a failure only costs a later full verification.
-fn remember(store: &key_value::Store, session_id: &str, cache_key: &str, entry: &[u8]) -> bool {
-    if let Err(e) = store.set(cache_key, entry) {
-        eprintln!("validate: verified-token cache write failed: {e}");
-        return true;
-    }
-    // An ended session loses its entry; so does an unconfirmed one, so that no hit can skip
-    // a marker the reread could not see (the session was live when first read).
-    let live = match store.get(&session_key(session_id)) {
-        Ok(None) => return true,
-        Ok(Some(_)) => false,
-        Err(e) => {
-            eprintln!("validate: cannot recheck session {session_id} after caching: {e}");
-            true
-        }
-    };
-    if let Err(e) = store.delete(cache_key) {
-        eprintln!("validate: cannot delete the cache entry of session {session_id}: {e}");
-    }
-    live
 }
 
 fn unavailable(e: key_value::Error) -> ApiError {

@@ -268,7 +268,12 @@ enum AuditCommand {
 enum KvCommand {
     /// Rewrite the edge read model from PostgreSQL (after the key-value store lost its data).
     Rebuild,
+    /// Delete the entries no token can use any more (calls the sweep until nothing is left).
+    Sweep,
 }
+
+/// The most sweep calls one `kv sweep` makes (each handles up to 4,000 sessions).
+const MAX_SWEEP_CALLS: u32 = 10_000;
 
 const LICENSE_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
@@ -312,6 +317,8 @@ struct Call {
     path: String,
     body: Option<Value>,
     show: fn(&Value) -> String,
+    /// Call again while the answer says `"more": true` (the sweep).
+    repeat: bool,
 }
 
 fn call(
@@ -325,6 +332,7 @@ fn call(
         path,
         body,
         show,
+        repeat: false,
     }
 }
 
@@ -422,6 +430,19 @@ fn show_released(v: &Value) -> String {
             v["ended_at"].as_str().unwrap_or("?")
         ),
     }
+}
+
+fn show_sweep(v: &Value) -> String {
+    format!(
+        "swept the entries of {} sessions in {} calls{}\n",
+        v["sessions_swept"],
+        v["calls"],
+        if v["more"] == true {
+            "; more are waiting (run it again)"
+        } else {
+            ""
+        }
+    )
 }
 
 fn show_rebuild(v: &Value) -> String {
@@ -571,6 +592,10 @@ fn plan(command: Command) -> Call {
         Command::Kv(KvCommand::Rebuild) => {
             call("POST", format!("{A}/kv/rebuild"), None, show_rebuild)
         }
+        Command::Kv(KvCommand::Sweep) => Call {
+            repeat: true,
+            ..call("POST", format!("{A}/kv/sweep"), None, show_sweep)
+        },
     }
 }
 
@@ -595,8 +620,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         path,
         body,
         show,
+        repeat,
     } = plan(args.command);
-    match client.call(method, &path, body.as_ref()) {
+    let answer = client
+        .call(method, &path, body.as_ref())
+        .and_then(|mut answer| {
+            if repeat {
+                let mut swept = answer["sessions_swept"].as_u64().unwrap_or(0);
+                let mut calls = 1;
+                while answer["more"] == true && calls < MAX_SWEEP_CALLS {
+                    answer = client.call(method, &path, body.as_ref())?;
+                    swept += answer["sessions_swept"].as_u64().unwrap_or(0);
+                    calls += 1;
+                }
+                answer["sessions_swept"] = json!(swept);
+                answer["calls"] = json!(calls);
+            }
+            Ok(answer)
+        });
+    match answer {
         Ok(answer) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&answer)?);

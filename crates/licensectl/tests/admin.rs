@@ -244,6 +244,10 @@ async fn the_life_of_a_license_from_the_command_line() {
         "{events}"
     );
     assert!(ctl.ok(&["kv", "rebuild"]).await.starts_with("wrote "));
+    assert!(ctl
+        .ok(&["kv", "sweep"])
+        .await
+        .starts_with("swept the entries of "));
     let out = ctl
         .run_with(Some(TEST_ADMIN_TOKEN), &["license", "get", "lic_nope"])
         .await;
