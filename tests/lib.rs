@@ -6,6 +6,7 @@
 //! stop servers start private ones with [`PgServer`] and [`RedisServer`], which clean up on drop.
 
 pub mod load;
+pub mod proxy;
 pub mod servers;
 
 use license_edge::{KeySet, SigningKey};
@@ -328,6 +329,7 @@ pub async fn create_license(
         status,
         expires_at: spec.expires_at,
         updated_at: now,
+        version: 0,
     };
     kv.set(
         &license_edge::edge::license_key(&id),

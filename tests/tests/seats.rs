@@ -171,6 +171,32 @@ async fn the_whole_life_of_a_seat() {
         "the token runs to the borrow end"
     );
 
+    // A borrowed session cannot be handed back by its client: its token works offline until
+    // the borrow ends, so the seat stays counted until then.
+    let r = w
+        .session("DELETE", &lic.key, &format!("{session}/"), "")
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "session_borrowed");
+    assert!(r.json()["error"]["details"]["borrowed_until"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(w.validate(&borrowed_token).await["code"], "VALID");
+    // An admin can end it at the edge; its seat stays counted to the borrow's end.
+    let r = w
+        .host
+        .request(
+            "DELETE",
+            &format!("/api/v1/admin/sessions/{session}"),
+            &[("authorization", &integration_tests::admin_auth())],
+            String::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["outcome"], "released");
+    assert_ne!(r.json()["seat_until"], r.json()["ended_at"]);
     let r = w
         .session("DELETE", &lic.key, &format!("{session}/"), "")
         .await;
@@ -192,6 +218,16 @@ async fn the_whole_life_of_a_seat() {
     assert_eq!(r.status, 410);
     assert_eq!(r.json()["error"]["code"], "session_expired");
     assert_eq!(w.live_sessions(&lic.id).await, 0);
+    let held: i64 = pg_client(&w.db)
+        .await
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE license_id = $1 AND seat_until > le_now_ms()",
+            &[&lic.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 1, "the borrowed seat is still counted");
 
     let audit: Vec<String> = pg_client(&w.db)
         .await
@@ -210,7 +246,9 @@ async fn the_whole_life_of_a_seat() {
             "session.acquire:created",
             "session.heartbeat:renewed",
             "session.borrow:borrowed",
+            "session.release:borrowed",
             "session.release:released",
+            "session.release:already_ended",
             "session.release:already_ended",
             "session.heartbeat:session_expired",
         ]
@@ -275,12 +313,14 @@ async fn a_lease_not_renewed_lapses_and_frees_its_seat() {
     let v = w.acquire(&lic.key, "a").await.json();
     let session = v["session_id"].as_str().unwrap().to_owned();
     assert_eq!(w.acquire(&lic.key, "b").await.status, 409);
-    // Move the lease end into the past, as if six minutes had gone by without a heartbeat.
+    // Move the lease end into the past, as if six minutes and the validation leeway had gone
+    // by without a heartbeat.
     pg_client(&w.db)
         .await
         .execute(
-            "UPDATE sessions SET expires_at = $1 WHERE id = $2",
-            &[&(integration_tests::now_ms() - 1), &session],
+            "UPDATE sessions SET expires_at = le_now_ms() - le_seat_hold_ms() - 1, \
+             seat_until = le_now_ms() - 1 WHERE id = $1",
+            &[&session],
         )
         .await
         .unwrap();

@@ -63,6 +63,7 @@ async fn set_license(kv: &Backend, license: &str, status: LicenseStatus, expires
         status,
         expires_at,
         updated_at: now() * 1000,
+        version: 0,
     };
     // The client reconnects lazily after a Redis restart: its first command may fail.
     for attempt in 0..20 {
