@@ -462,6 +462,14 @@ async fn a_lapsed_lease_keeps_its_seat_while_its_token_still_validates() {
         },
     )
     .await;
+    // The database holds seats for the leeway validate grants (one number, two places).
+    let leeway: i64 = pg_client(&w.db)
+        .await
+        .query_one("SELECT le_token_leeway_ms()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leeway, license_edge::edge::TOKEN_LEEWAY_MS);
     let (_, token) = token_of(&acquire(&w.host, &lic.key, "a").await);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
