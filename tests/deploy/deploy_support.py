@@ -1,8 +1,9 @@
 """What the deploy tests share: the repository's paths, spin.toml, kubectl, Spin's routing.
 
 Nothing here contacts a network address: kubectl only renders (`kubectl kustomize`,
-`kubectl create --dry-run=client`), and the PostgreSQL the migration tests use is the
-throwaway one scripts/test.sh starts on 127.0.0.1.
+`kubectl create --dry-run=client`), the PostgreSQL the migration tests use is the
+throwaway one scripts/test.sh starts on 127.0.0.1, and the key-value sweep's script talks to a
+stand-in for the app that test_kv_sweep.py serves on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ PLACEHOLDER_REDIS_URL = f"rediss://:{PLACEHOLDER}@{PLACEHOLDER}:6378"
 # The two health routes the health component serves (besides what spin.toml says).
 LIVENESS_PATH = "/api/v1/health/"
 READINESS_PATH = "/api/v1/health/ready/"
+
+# The admin route the key-value sweep CronJob calls, with POST, and the CronJob's name (the
+# README's `kubectl create job --from=cronjob/...` names it too).
+SWEEP_PATH = "/api/v1/admin/kv/sweep"
+SWEEP_CRONJOB = "license-edge-kv-sweep"
+# The exit status of kv-sweep.sh that retrying cannot cure (the CronJob fails the Job at once).
+SWEEP_EXIT_NO_RETRY = 2
 
 # Kinds that come from CRDs (checked by hand against the operators' types) rather than from
 # Kubernetes' own schemas.
@@ -94,6 +102,22 @@ def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
     ]
     assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
+
+
+def pod_spec(workload: dict) -> dict:
+    """The pod template's spec of a Job or a CronJob."""
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def pod_labels(workload: dict) -> dict[str, str]:
+    """The pod template's labels of a Job or a CronJob."""
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["metadata"]["labels"]
 
 
 def spin_manifest() -> dict:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import kubernetes_validate
@@ -23,11 +25,17 @@ from deploy_support import (
     PLACEHOLDER_REDIS_URL,
     PRODUCTION_RUNTIME_CONFIG,
     READINESS_PATH,
+    ROOT,
     SPINAPP_API,
+    SWEEP_CRONJOB,
+    SWEEP_EXIT_NO_RETRY,
+    SWEEP_PATH,
     environments,
     envsubst_redis_url,
     one,
     parse_docs,
+    pod_labels,
+    pod_spec,
     read_env_file,
     render,
     routes,
@@ -56,6 +64,11 @@ EXECUTOR_DEPLOYMENT_FIELDS = {
 }  # fmt: skip
 # Secret keys that are not credentials (the migrator's libpq connection settings).
 NOT_CREDENTIALS = {("license-edge-migrator", k) for k in ("PGPORT", "PGDATABASE", "PGUSER")}
+README = DEPLOY / "README.md"
+HOUR = 3600
+# The port the operator gives the app's container (spin-operator v0.6.1, pkg/spinapp:
+# HTTPPortName, DefaultHTTPPort); its Service's port 80 targets it by that name.
+APP_PORT_NAME, APP_PORT = "http-app", 80
 
 
 def spinapp(docs: list[dict]) -> dict:
@@ -397,7 +410,22 @@ def egress_rules(policy: dict) -> list[tuple[str, list[tuple[str, int]]]]:
         peers = rule["to"]
         assert len(peers) == 1
         peer = peers[0]
-        target = peer["ipBlock"]["cidr"] if "ipBlock" in peer else "kube-dns"
+        if "ipBlock" in peer:
+            target = peer["ipBlock"]["cidr"]
+        elif "namespaceSelector" in peer:
+            assert peer == {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                },
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }, peer
+            target = "kube-dns"
+        else:
+            # Pods of the policy's own namespace, named by their labels.
+            assert set(peer) == {"podSelector"} and set(peer["podSelector"]) == {"matchLabels"}
+            target = "pods " + ",".join(
+                f"{k}={v}" for k, v in sorted(peer["podSelector"]["matchLabels"].items())
+            )
         out.append((target, [(p["protocol"], p["port"]) for p in rule["ports"]]))
     return out
 
@@ -417,6 +445,10 @@ def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     migrate = one(docs, "NetworkPolicy", "license-edge-migrate-egress")
     assert migrate["spec"]["policyTypes"] == ["Egress"]
     assert egress_rules(migrate) == [(pg, [("TCP", 5432)]), DNS]
+    sweep = one(docs, "NetworkPolicy", "license-edge-kv-sweep-egress")
+    assert sweep["spec"]["policyTypes"] == ["Egress"]
+    app_pods = f"pods core.spinkube.dev/app-name={spinapp(docs)['metadata']['name']}"
+    assert egress_rules(sweep) == [(app_pods, [("TCP", APP_PORT)]), DNS]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -460,6 +492,12 @@ def test_images_are_set(apps, rendered, env):
     job = one(rendered[f"overlays/{env}/migrate"], "Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert re.fullmatch(r"postgres:\d+(\.\d+)?-alpine", container["image"]), container["image"]
+    # The sweep's image: a released curlimages/curl, by exact version (and digest if pinned),
+    # never `latest`.
+    (sweep,) = pod_spec(one(apps[env], "CronJob", SWEEP_CRONJOB))["containers"]
+    assert re.fullmatch(
+        r"curlimages/curl:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", sweep["image"]
+    ), sweep["image"]
 
 
 def test_spin_toml_outbound_hosts_use_db_host():
@@ -467,3 +505,362 @@ def test_spin_toml_outbound_hosts_use_db_host():
     for name, component in spin_manifest()["component"].items():
         for host in component.get("allowed_outbound_hosts", []):
             assert host == "postgres://{{ db_host }}", f"{name}: {host}"
+
+
+# --- Pod hardening of the Jobs ----------------------------------------------------------------
+
+
+def check_locked_down(workload: dict) -> None:
+    """Non-root, no privilege escalation, no capabilities, read-only root filesystem, no Kubernetes
+    API token, resource requests and a memory limit."""
+    name = f"{workload['kind']} {workload['metadata']['name']}"
+    pod = pod_spec(workload)
+    assert pod["restartPolicy"] == "Never", name
+    assert pod["automountServiceAccountToken"] is False, name
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(field), f"{name}: {field}"
+    security = pod["securityContext"]
+    assert security["runAsNonRoot"] is True, name
+    # Numeric: runAsNonRoot cannot check an image whose USER is a name (curlimages/curl's is).
+    assert isinstance(security["runAsUser"], int) and security["runAsUser"] > 0, name
+    assert isinstance(security["runAsGroup"], int) and security["runAsGroup"] > 0, name
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+    assert not pod.get("initContainers") and not pod.get("ephemeralContainers"), name
+    for container in pod["containers"]:
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, name
+        assert sc["readOnlyRootFilesystem"] is True, name
+        assert sc["capabilities"] == {"drop": ["ALL"]}, name
+        assert not sc.get("privileged"), name
+        assert sc.get("runAsUser", 1) != 0 and sc.get("runAsNonRoot", True) is True, name
+        resources = container["resources"]
+        assert resources["requests"]["cpu"] and resources["requests"]["memory"], name
+        assert resources["limits"]["memory"], name
+        for mount in container.get("volumeMounts", []):
+            assert mount["readOnly"] is True, f"{name}: {mount['name']}"
+    for volume in pod.get("volumes", []):
+        assert set(volume) == {"name", "configMap"}, f"{name}: volume {volume['name']}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_job_pods_are_locked_down(apps, rendered, env):
+    check_locked_down(one(rendered[f"overlays/{env}/migrate"], "Job"))
+    check_locked_down(one(apps[env], "CronJob", SWEEP_CRONJOB))
+
+
+# --- The key-value sweep CronJob --------------------------------------------------------------
+# Spin's key-value API sets no TTLs, and nothing but POST /api/v1/admin/kv/sweep deletes the
+# sess:{id} and vt:{id} entries of sessions that ended. deploy/base/kv-sweep-cronjob.yaml calls it
+# every hour; test_kv_sweep.py runs its script against a stand-in for the app.
+
+
+def sweep_container(docs: list[dict]) -> dict:
+    (container,) = pod_spec(one(docs, "CronJob", SWEEP_CRONJOB))["containers"]
+    return container
+
+
+def container_env(container: dict) -> dict[str, dict]:
+    out = {}
+    for var in container.get("env", []):
+        assert var["name"] not in out, f"{var['name']} set twice"
+        out[var["name"]] = var
+    return out
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kv_sweep_cronjob_renders_and_validates(apps, env):
+    docs = apps[env]
+    cronjob = one(docs, "CronJob", SWEEP_CRONJOB)
+    assert cronjob["apiVersion"] == "batch/v1"
+    try:
+        kubernetes_validate.validate(cronjob, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        pytest.fail(f"{env}: CronJob {SWEEP_CRONJOB}: {err.message}")
+    # In the SpinApp's namespace, so the Service's short name resolves to the app's Service.
+    assert cronjob["metadata"]["namespace"] == spinapp(docs)["metadata"]["namespace"]
+    # The script it mounts is rendered alongside (kustomize gave the ConfigMap a hashed name).
+    pod = pod_spec(cronjob)
+    (volume,) = pod["volumes"]
+    assert one(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kv_sweep_runs_hourly_one_at_a_time_and_every_run_ends(apps, env):
+    cronjob = one(apps[env], "CronJob", SWEEP_CRONJOB)
+    spec = cronjob["spec"]
+    assert re.fullmatch(r"[1-5]?[0-9] \* \* \* \*", spec["schedule"]), spec["schedule"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert not spec.get("suspend")
+    assert 0 < spec["startingDeadlineSeconds"] < HOUR
+    assert 1 <= spec["successfulJobsHistoryLimit"] <= 10
+    assert 1 <= spec["failedJobsHistoryLimit"] <= 10
+    job = spec["jobTemplate"]["spec"]
+    # A run ends before the next slot, whatever the app does.
+    assert 0 < job["activeDeadlineSeconds"] < HOUR
+    assert 0 <= job["backoffLimit"] <= 5
+    container = sweep_container(apps[env])
+    env_vars = container_env(container)
+    # At most 500 calls a run, and no call waits longer than the run may last.
+    max_calls = int(env_vars["LE_SWEEP_MAX_CALLS"]["value"])
+    assert 1 <= max_calls <= 500
+    call_timeout = int(env_vars["LE_SWEEP_CALL_TIMEOUT"]["value"])
+    assert 0 < call_timeout < job["activeDeadlineSeconds"]
+    # Exit status 2 (a 401, a 404: retrying cannot cure it) fails the Job without retries.
+    rules = job["podFailurePolicy"]["rules"]
+    fail_job = [r for r in rules if r["action"] == "FailJob"]
+    assert [r["onExitCodes"] for r in fail_job] == [
+        {"containerName": container["name"], "operator": "In", "values": [SWEEP_EXIT_NO_RETRY]}
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kv_sweep_calls_the_admin_sweep_route_on_the_apps_service(apps, env):
+    docs = apps[env]
+    env_vars = container_env(sweep_container(docs))
+    url = urlsplit(env_vars["LE_APP_URL"]["value"])
+    # Plain http to the Service the operator creates for the SpinApp, named after it (port 80),
+    # as the probes and the smoke tests reach the app inside the cluster.
+    assert url.scheme == "http", url
+    assert url.hostname == spinapp(docs)["metadata"]["name"], url
+    assert url.port in (None, APP_PORT), url
+    assert url.path in ("", "/") and not url.query and not url.username, url
+    # kv-sweep.sh appends SWEEP_PATH and POSTs to it (test_kv_sweep.py runs it); that path is
+    # the admin component's, and the API answers POST there and nothing else.
+    route = served_by(SWEEP_PATH)
+    assert route is not None and route.component == "admin", route
+    openapi = json.loads((ROOT / "openapi.json").read_text())
+    assert set(openapi["paths"][SWEEP_PATH]) == {"post"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kv_sweep_takes_the_admin_token_from_the_apps_secret(apps, env):
+    docs = apps[env]
+    container = sweep_container(docs)
+    token = container_env(container)["ADMIN_TOKEN"]
+    # From the very Secret key the app's admin_token variable reads, and nothing else.
+    assert set(token) == {"name", "valueFrom"}, token
+    assert token["valueFrom"] == variables(docs)["admin_token"]["valueFrom"]
+    ref = token["valueFrom"]["secretKeyRef"]
+    assert set(ref) == {"name", "key"}, ref  # not optional: no token, no pod
+    assert ref["key"] in secret_templates()[ref["name"]]["stringData"]
+    # Never on the command line: the command names the script only.
+    assert "args" not in container and "envFrom" not in container
+    command = " ".join(container["command"])
+    assert "TOKEN" not in command.upper() and "Bearer" not in command and "$" not in command
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kv_sweep_pods_are_the_ones_its_network_policy_selects(apps, env):
+    cronjob = one(apps[env], "CronJob", SWEEP_CRONJOB)
+    policy = one(apps[env], "NetworkPolicy", "license-edge-kv-sweep-egress")
+    labels = pod_labels(cronjob)
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert cronjob["metadata"]["namespace"] == policy["metadata"]["namespace"]
+
+
+# What the NetworkPolicies allow, evaluated the way Kubernetes does for pods (matchLabels and
+# matchExpressions, peers in the policy's namespace or by namespace labels, numbered and named
+# ports). ipBlock peers are for addresses outside the cluster and never match a pod here.
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    labels: dict
+    port_names: tuple[tuple[str, int], ...] = ()
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        if (
+            (op == "In" and labels.get(key) not in values)
+            or (op == "NotIn" and key in labels and labels[key] in values)
+            or (op == "Exists" and key not in labels)
+            or (op == "DoesNotExist" and key in labels)
+        ):
+            return False
+    return True
+
+
+def policy_types(policy: dict) -> list[str]:
+    spec = policy["spec"]
+    return spec.get("policyTypes") or ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+
+
+def peer_matches(peer: dict, policy_namespace: str, pod: Pod) -> bool:
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        namespace_ok = selects(
+            peer["namespaceSelector"], {"kubernetes.io/metadata.name": pod.namespace}
+        )
+    else:
+        namespace_ok = pod.namespace == policy_namespace
+    return namespace_ok and selects(peer.get("podSelector", {}), pod.labels)
+
+
+def port_matches(ports: list[dict] | None, protocol: str, port: int, dst: Pod) -> bool:
+    if not ports:
+        return True
+    names = {number: name for name, number in dst.port_names}
+    for p in ports:
+        if p.get("protocol", "TCP") != protocol:
+            continue
+        want = p.get("port")
+        if want is None or (isinstance(want, str) and want == names.get(port)):
+            return True
+        if isinstance(want, int) and want <= port <= p.get("endPort", want):
+            return True
+    return False
+
+
+def admits(docs: list[dict], pod: Pod, direction: str, other: Pod, protocol, port, dst) -> bool:
+    """Whether the policies selecting `pod` let its traffic in `direction` with `other` pass."""
+    key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    selecting = [
+        p
+        for p in docs
+        if p["kind"] == "NetworkPolicy"
+        and p["metadata"].get("namespace") == pod.namespace
+        and direction in policy_types(p)
+        and selects(p["spec"]["podSelector"], pod.labels)
+    ]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get(key) or []:
+            peers = rule.get(peers_key)
+            if (
+                not peers or any(peer_matches(x, policy["metadata"]["namespace"], other) for x in peers)
+            ) and port_matches(rule.get("ports"), protocol, port, dst):
+                return True
+    return False
+
+
+def allowed(docs: list[dict], src: Pod, dst: Pod, protocol: str, port: int) -> bool:
+    """Whether a connection from pod src to pod dst's port passes every NetworkPolicy."""
+    return admits(docs, src, "Egress", dst, protocol, port, dst) and admits(
+        docs, dst, "Ingress", src, protocol, port, dst
+    )
+
+
+def app_pod(docs: list[dict]) -> Pod:
+    """A serving pod of the SpinApp, labelled as spin-operator v0.6.1 labels them."""
+    app = spinapp(docs)
+    name = app["metadata"]["name"]
+    labels = {
+        "core.spinkube.dev/app-name": name,
+        f"core.spinkube.dev/app.{name}.status": "ready",
+        **app["spec"].get("podLabels", {}),
+    }
+    return Pod(app["metadata"]["namespace"], labels, ((APP_PORT_NAME, APP_PORT),))
+
+
+KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kv_sweep_pods_may_reach_the_app_and_dns_and_nothing_else(apps, env):
+    docs = apps[env]
+    app = app_pod(docs)
+    sweep = Pod(app.namespace, pod_labels(one(docs, "CronJob", SWEEP_CRONJOB)))
+    # The app's port, whatever policy selects either side; and DNS for the Service's name.
+    assert allowed(docs, sweep, app, "TCP", APP_PORT)
+    assert allowed(docs, sweep, KUBE_DNS, "UDP", 53) and allowed(docs, sweep, KUBE_DNS, "TCP", 53)
+    # Nothing else: another port of the app, another pod, the app's pods in another namespace.
+    assert not allowed(docs, sweep, app, "TCP", 8080)
+    assert not allowed(docs, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
+    assert not allowed(docs, sweep, Pod("elsewhere", app.labels, app.port_names), "TCP", APP_PORT)
+
+
+def test_network_policy_evaluation_follows_kubernetes(apps):
+    # A guard on the evaluator the test above relies on: an ingress policy on the app's pods
+    # that does not admit the sweep must be caught, and one that admits it must pass.
+    docs = apps[ENVS[0]]
+    app = app_pod(docs)
+    sweep = Pod(app.namespace, pod_labels(one(docs, "CronJob", SWEEP_CRONJOB)))
+
+    def ingress(*peers: dict, ports=None) -> dict:
+        rule = {"from": list(peers)} | ({"ports": ports} if ports else {})
+        return {
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "app-ingress", "namespace": app.namespace},
+            "spec": {
+                "podSelector": {"matchLabels": {"core.spinkube.dev/app-name": "license-edge"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [rule],
+            },
+        }
+
+    load_balancer = {"ipBlock": {"cidr": "35.191.0.0/16"}}
+    kv_sweep = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "kv-sweep"}}}
+    by_expression = {
+        "podSelector": {
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/component", "operator": "In", "values": ["kv-sweep"]}
+            ]
+        }
+    }
+    assert not allowed(docs + [ingress(load_balancer)], sweep, app, "TCP", APP_PORT)
+    assert allowed(docs + [ingress(load_balancer, kv_sweep)], sweep, app, "TCP", APP_PORT)
+    assert allowed(docs + [ingress(by_expression)], sweep, app, "TCP", APP_PORT)
+    named = ingress(kv_sweep, ports=[{"protocol": "TCP", "port": APP_PORT_NAME}])
+    assert allowed(docs + [named], sweep, app, "TCP", APP_PORT)
+    other_port = ingress(kv_sweep, ports=[{"protocol": "TCP", "port": 8080}])
+    assert not allowed(docs + [other_port], sweep, app, "TCP", APP_PORT)
+    # Egress: without the sweep's policy the pod could go anywhere; with it, only where it says.
+    without = [d for d in docs if d["metadata"]["name"] != "license-edge-kv-sweep-egress"]
+    assert allowed(without, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
+    assert not allowed(docs, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
+
+
+# --- deploy/README.md -------------------------------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """The commands in deploy/README.md's indented code blocks, continuation lines joined."""
+    commands: list[str] = []
+    current: list[str] = []
+    for line in README.read_text().splitlines():
+        if not line.startswith("    ") and not current:
+            continue
+        text = line.strip()
+        continued = text.endswith("\\")
+        current.append(text.rstrip("\\").strip())
+        if not continued:
+            commands.append(" ".join(current))
+            current = []
+    return commands
+
+
+def test_readme_memorystore_never_evicts():
+    # An evicted sess: end marker would bring an ended session back at the edge: the instance
+    # the README creates must refuse writes when full rather than evict.
+    creates = [c for c in readme_commands() if c.startswith("gcloud redis instances create ")]
+    assert len(creates) == 1, creates
+    settings = {}
+    for arg in shlex.split(creates[0], comments=True):
+        if arg.startswith("--redis-config="):
+            for pair in arg.split("=", 1)[1].split(","):
+                key, _, value = pair.partition("=")
+                settings[key] = value
+    assert settings.get("maxmemory-policy") == "noeviction", creates[0]
+    # And no other command (an update, say) sets another policy.
+    for command in readme_commands():
+        for policy in re.findall(r"maxmemory-policy=([A-Za-z_-]+)", command):
+            assert policy == "noeviction", command
+
+
+def test_readme_runs_the_sweep_cronjob_that_exists(apps):
+    runs = [c for c in readme_commands() if "create job --from=cronjob/" in c]
+    assert runs, "deploy/README.md does not say how to run the sweep by hand"
+    for command in runs:
+        name = re.search(r"--from=cronjob/(\S+)", command).group(1)
+        assert name == SWEEP_CRONJOB, command
+    for env in ENVS:
+        one(apps[env], "CronJob", SWEEP_CRONJOB)
+    text = README.read_text()
+    assert "kv-sweep-cronjob.yaml" in text and "noeviction" in text
