@@ -140,6 +140,10 @@ struct Terms {
     /// Acquire attempts per minute.
     #[arg(long)]
     rate_limit_per_minute: Option<i64>,
+    /// How long after a token's exp a program working offline may still accept it, seconds
+    /// (0-604800; 86400 by default).
+    #[arg(long)]
+    offline_grace_seconds: Option<i64>,
 }
 
 impl Terms {
@@ -164,6 +168,10 @@ impl Terms {
         put(
             "rate_limit_per_minute",
             self.rate_limit_per_minute.map(Value::from),
+        );
+        put(
+            "offline_grace_seconds",
+            self.offline_grace_seconds.map(Value::from),
         );
     }
 }

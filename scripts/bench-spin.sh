@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Measures the app on a real Spin CLI (`spin up`), the way users run it, with wrk over loopback:
+# validations per second, and acquire + release cycles per second, at 1, 16 and 64
+# connections. Prints Markdown rows for BENCHMARKS.md; nothing asserts a timing.
+#
+# Usage: scripts/bench-spin.sh [seconds per row, default 10]
+# Needs: spin (../shared/tools/spin/install.sh on these machines), wrk (apt-get install wrk),
+# psql, PostgreSQL and Redis reachable at $DATABASE_SERVER (default
+# postgres://postgres@127.0.0.1:5432) and $REDIS_URL (default redis://127.0.0.1:6379). It makes a
+# fresh database of its own there and drops it at the end; the Redis keys it writes are those of
+# that database's licenses and sessions only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_ROW="${1:-10}"
+DATABASE_SERVER="${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}"
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+for tool in spin wrk psql; do
+  command -v "$tool" >/dev/null || { echo "bench-spin: $tool is not installed" >&2; exit 2; }
+done
+
+db="le_bench_$$"
+DATABASE_URL="$DATABASE_SERVER/$db?sslmode=disable"
+authority="${DATABASE_SERVER#*://}"; authority="${authority#*@}"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+work="$(mktemp -d /tmp/le-bench-spin.XXXXXX)"
+spin_pid=""
+cleanup() {
+  set +e
+  [ -n "$spin_pid" ] && kill "$spin_pid" 2>/dev/null && wait "$spin_pid" 2>/dev/null
+  psql "$DATABASE_SERVER/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+  [ "${LE_KEEP_LOG:-}" = 1 ] && tail -20 "$work/spin.log" >&2
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+cargo build -q --release --target wasm32-wasip2 \
+  -p component-health -p component-validate -p component-acquire -p component-admin
+cargo build -q -p licensectl
+ctl=./target/debug/licensectl
+psql "$DATABASE_SERVER/postgres" -qc "CREATE DATABASE $db" >/dev/null
+"$ctl" migrate --database-url "$DATABASE_URL" >/dev/null
+"$ctl" keygen --kid bench --out "$work/signing.key" >/dev/null
+admin_token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+cat > "$work/runtime.toml" <<EOF
+[key_value_store.default]
+type = "redis"
+url = "$REDIS_URL"
+EOF
+
+SPIN_VARIABLE_DATABASE_URL="$DATABASE_URL" \
+SPIN_VARIABLE_DB_HOST="$authority" \
+SPIN_VARIABLE_SIGNING_KEY="$(cat "$work/signing.key")" \
+SPIN_VARIABLE_PUBLIC_KEYS="$("$ctl" jwks --text "$work/signing.key")" \
+SPIN_VARIABLE_ADMIN_TOKEN="$admin_token" \
+SPIN_VARIABLE_VERIFY_CACHE_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+RUST_LOG=off \
+  spin up --listen "127.0.0.1:$port" --runtime-config-file "$work/runtime.toml" \
+  >"$work/spin.log" 2>&1 &
+spin_pid=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+  curl -fsS "$base/api/v1/health/" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+export LICENSE_EDGE_ADMIN_TOKEN="$admin_token"
+admin() { "$ctl" admin --url "$base" --json "$@"; }
+org="$(admin org create --name Bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+prod="$(admin product create --org "$org" --code cad-pro --name CAD | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+lic="$(admin license create --product "$prod" --max-seats 1000000 --rate-limit-per-minute 1000000)"
+key="$(printf '%s' "$lic" | python3 -c 'import json,sys; print(json.load(sys.stdin)["license_key"])')"
+token="$(curl -fsS -X POST "$base/api/v1/licenses/acquire/" -H "authorization: Bearer $key" \
+  -H 'content-type: application/json' -d '{"machine_id":"bench-validate"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["license_token"])')"
+
+cat > "$work/validate.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"token":"$token"}'
+done = function(summary, latency, requests)
+  io.write(string.format("ROW %d %.1f %d %d\n", summary.requests,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99)))
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("ERRORS %d\n", bad))
+end
+EOF
+# A cycle: acquire a seat for a new machine, then release it. Per thread, released sessions wait
+# in a queue; each request is the release of a waiting session, or else a new acquire.
+cat > "$work/cycle.lua" <<EOF
+local queue, n, tid = {}, 0, 0
+setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+request = function()
+  if #queue > 0 then
+    local id = table.remove(queue)
+    return wrk.format("DELETE", "/api/v1/licenses/sessions/" .. id .. "/",
+      { ["Authorization"] = "Bearer $key" }, "")
+  end
+  n = n + 1
+  return wrk.format("POST", "/api/v1/licenses/acquire/",
+    { ["Authorization"] = "Bearer $key", ["Content-Type"] = "application/json" },
+    '{"machine_id":"bench-' .. tostring(tid) .. '-' .. n .. '"}')
+end
+response = function(status, headers, body)
+  if status == 201 then
+    local id = body:match('"session_id":"(ses_[0-9a-f]+)"')
+    if id then table.insert(queue, id) end
+  end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("ROW %d %.1f %d %d\n", summary.requests,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99)))
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("ERRORS %d\n", bad))
+end
+EOF
+
+run() { # script connections path
+  wrk -t1 -c"$2" -d"${SECONDS_PER_ROW}s" --latency -s "$work/$1" "$base$3" 2>&1 | grep -E '^(ROW|ERRORS)'
+}
+echo "spin $(spin --version | cut -d' ' -f2-), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), ${SECONDS_PER_ROW}s a row, commit $(git rev-parse --short HEAD)"
+echo
+echo "| route | connections | requests | per second | p50 | p99 | errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for c in 1 16 64; do
+  for what in validate cycle; do
+    if [ "$what" = validate ]; then path=/api/v1/licenses/validate/; else path=/; fi
+    out="$(run "$what.lua" "$c" "$path")"
+    read -r _ reqs rate p50 p99 <<<"$(grep ROW <<<"$out")"
+    errors="$(grep ERRORS <<<"$out" | cut -d' ' -f2)"
+    if [ "$what" = cycle ]; then
+      label="acquire+release (cycles: half the requests)"
+      rate="$(python3 -c "print(f'{$rate/2:,.0f} cycles')")"
+    else
+      label=validate
+      rate="$(python3 -c "print(f'{$rate:,.0f}')")"
+    fi
+    printf '| %s | %d | %s | %s | %s µs | %s µs | %s |\n' "$label" "$c" "$reqs" "$rate" "$p50" "$p99" "$errors"
+  done
+done
