@@ -200,9 +200,10 @@ enum Exit {
 
 /// Many clients acquire, heartbeat at random intervals (some late, past their lease), release,
 /// vanish (their leases lapse) and borrow for a moment, on licenses of 1, 2 and 3 seats with
-/// leases of a few seconds. A sampler counts held seats every few milliseconds, and afterwards
-/// every session's seat interval [started_at, seat_until) is replayed: at no instant does a
-/// license hold more seats than it was sold.
+/// leases of a few seconds, and on a large license that already holds 1,500 live sessions. A
+/// sampler counts held seats every few milliseconds, and afterwards every session's seat
+/// interval [started_at, seat_until) is replayed: at no instant does a license hold more seats
+/// than it was sold. Each license's seat count equals its counted sessions at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn never_oversold_over_a_long_randomized_run() {
     const RUN: Duration = Duration::from_secs(75);
@@ -222,6 +223,19 @@ async fn never_oversold_over_a_long_randomized_run() {
         .await;
         licenses.push((lic, seats as i64));
     }
+    let large = create_license(
+        &w.db,
+        &w.kv,
+        LicenseSpec {
+            max_seats: 1_504,
+            lease_seconds: 2,
+            max_borrow_seconds: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    fill_live_sessions(&w.db, &large.id, 1_500, 600_000).await;
+    licenses.push((large, 1_504));
     let host = Arc::new(w.host);
     let deadline = tokio::time::Instant::now() + RUN;
 
@@ -251,8 +265,8 @@ async fn never_oversold_over_a_long_randomized_run() {
     };
 
     let mut clients = Vec::new();
-    for c in 0..18u64 {
-        let (lic, _) = licenses[(c % 3) as usize].clone();
+    for c in 0..20u64 {
+        let (lic, _) = licenses[(c % 4) as usize].clone();
         let host = host.clone();
         clients.push(tokio::spawn(async move {
             // A small deterministic generator per client: the run differs by client, and a
@@ -384,11 +398,188 @@ async fn never_oversold_over_a_long_randomized_run() {
             lic.id
         );
     }
+    assert_eq!(
+        count_drift(&w.db).await,
+        Vec::<String>::new(),
+        "seat counts drifted"
+    );
     eprintln!(
         "refused acquires {}, heartbeats {}, vanished {}, borrows {}, samples {samples}",
         totals[0], totals[1], totals[2], totals[3]
     );
     assert!(totals[0] > 0 && totals[1] > 0 && totals[2] > 0 && totals[3] > 0);
+}
+
+/// Inserts `n` live sessions on `license` (their leases end `lease_ms` from now), counted, as
+/// if `n` machines had acquired: the state a large site license is in.
+async fn fill_live_sessions(db: &str, license: &str, n: i32, lease_ms: i64) {
+    let pg = pg_client(db).await;
+    pg.execute(
+        "INSERT INTO sessions (id, license_id, machine_hash, metadata, started_at, last_heartbeat_at, \
+         expires_at, seat_until, counted) \
+         SELECT 'ses_' || md5($1 || g::text), $1, md5(g::text), '{}', le_now_ms(), le_now_ms(), \
+                le_now_ms() + $3, le_now_ms() + $3 + le_seat_hold_ms(), TRUE \
+         FROM generate_series(1, $2) g",
+        &[&license, &n, &lease_ms],
+    )
+    .await
+    .unwrap();
+    pg.execute(
+        "INSERT INTO license_seat_counts (license_id, counted) \
+         SELECT $1, count(*) FROM sessions WHERE license_id = $1 AND counted \
+         ON CONFLICT (license_id) DO UPDATE SET counted = EXCLUDED.counted",
+        &[&license],
+    )
+    .await
+    .unwrap();
+}
+
+/// Licenses whose seat count differs from their counted sessions (none, ever).
+async fn count_drift(db: &str) -> Vec<String> {
+    pg_client(db)
+        .await
+        .query(
+            "SELECT l.id || ': ' || coalesce(c.counted, 0) || ' counted, ' || \
+                    (SELECT count(*) FROM sessions s WHERE s.license_id = l.id AND s.counted) || ' sessions' \
+             FROM licenses l LEFT JOIN license_seat_counts c ON c.license_id = l.id \
+             WHERE coalesce(c.counted, 0) <> (SELECT count(*) FROM sessions s WHERE s.license_id = l.id AND s.counted)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A seat decision killed between its statements (here: after reclaiming two seats, while its
+/// insert waits behind another transaction) by a crash of its PostgreSQL backend: nothing of it
+/// stays, so the count still equals the counted sessions, and the next decision works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_seat_decision_killed_between_its_statements_leaves_the_count_exact() {
+    let pg = integration_tests::servers::PgServer::start();
+    let db = pg.url("postgres");
+    le_migrate::apply(&pg_client(&db).await).await.unwrap();
+    let kv = Backend::redis(&redis_url()).unwrap();
+    let lic = create_license(
+        &db,
+        &kv,
+        LicenseSpec {
+            max_seats: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Two counted sessions whose holds have passed: the next acquire reclaims them.
+    fill_live_sessions(&db, &lic.id, 2, -120_000).await;
+    // Another transaction holds the id the acquire will insert, so the acquire waits there,
+    // after its reclaim.
+    // (On another license, so that the holder does not share-lock this license's row.)
+    let other = create_license(&db, &kv, LicenseSpec::default()).await;
+    let mut holder = pg_client(&db).await;
+    let tx = holder.transaction().await.unwrap();
+    let id = "ses_0000000000000000000000000000cafe";
+    tx.execute(
+        "INSERT INTO sessions (id, license_id, machine_hash, started_at, last_heartbeat_at, expires_at, seat_until) \
+         VALUES ($1, $2, 'x', 0, 0, 0, 0)",
+        &[&id, &other.id],
+    )
+    .await
+    .unwrap();
+    let acquirer = pg_client(&db).await;
+    let pid: i32 = acquirer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let (lic_id, waiting) = (lic.id.clone(), id.to_owned());
+    let acquire = tokio::spawn(async move {
+        acquirer
+            .query_one(
+                "SELECT o_outcome FROM le_acquire_seat($1, 'machine', $2, NULL, '{}')",
+                &[&lic_id, &waiting],
+            )
+            .await
+    });
+    let watcher = pg_client(&db).await;
+    let mut blocked = false;
+    for _ in 0..200 {
+        let row = watcher
+            .query_one(
+                "SELECT coalesce(wait_event_type, '') FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, String>(0) == "Lock" {
+            blocked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(blocked, "the acquire waits on its insert");
+    // It waits on the holder's transaction (the duplicate id), not on a row of the license.
+    let waits_on_insert: bool = watcher
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks w JOIN pg_locks h \
+               ON h.locktype = 'transactionid' AND h.transactionid = w.transactionid AND h.granted \
+             JOIN pg_stat_activity a ON a.pid = h.pid \
+             WHERE w.pid = $1 AND NOT w.granted AND w.locktype = 'transactionid' \
+               AND a.query LIKE 'INSERT INTO sessions%')",
+            &[&pid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        waits_on_insert,
+        "the acquire waits on its insert, after its reclaim"
+    );
+    // The crash: the backend is killed outright; PostgreSQL restarts and recovers.
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        acquire.await.unwrap().is_err(),
+        "the acquire died with its backend"
+    );
+    drop(tx);
+    drop(holder);
+    drop(watcher);
+    let mut after = None;
+    for _ in 0..100 {
+        if let Ok((client, conn)) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            if client.query_one("SELECT 1", &[]).await.is_ok() {
+                after = Some(client);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = after.expect("PostgreSQL is back after its crash recovery");
+    assert_eq!(count_drift(&db).await, Vec::<String>::new());
+    let counted: i32 = after
+        .query_one(
+            "SELECT counted FROM license_seat_counts WHERE license_id = $1",
+            &[&lic.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, 2, "the reclaim died with the decision");
+    let row = after
+        .query_one(
+            "SELECT o_outcome, o_active_seats FROM le_acquire_seat($1, 'machine', $2, NULL, '{}')",
+            &[&lic.id, &id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "created");
+    assert_eq!(row.get::<_, i32>(1), 1, "two reclaimed, one granted");
+    assert_eq!(count_drift(&db).await, Vec::<String>::new());
 }
 
 // --- 2. Borrowed and lapsing seats stay counted -----------------------------------------------
