@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Measures the app on a real Spin CLI (`spin up`), the way users run it, with wrk over loopback:
-# validations per second, and acquire + release cycles per second, at 1, 16 and 64
-# connections. Prints Markdown rows for BENCHMARKS.md; nothing asserts a timing.
+# Measures the app on a real Spin CLI (`spin up`), the way users run it, with wrk over loopback.
+# Prints Markdown rows for BENCHMARKS.md; nothing asserts a timing.
 #
-# Usage: scripts/bench-spin.sh [seconds per row, default 10]
+#   routes: validations per second, and acquire + release cycles per second, at 1, 16 and 64
+#           connections.
+#   scale:  acquire + release cycles at 32 connections on ONE license that already holds N live
+#           sessions (N = 1, 1,000, 10,000, 50,000), beside the same work spread over 32
+#           licenses (one per connection), measured first and last.
+#
+# Usage: scripts/bench-spin.sh [routes|scale] [seconds per row, default 10]
 # Needs: spin (../shared/tools/spin/install.sh on these machines), wrk (apt-get install wrk),
 # psql, PostgreSQL and Redis reachable at $DATABASE_SERVER (default
 # postgres://postgres@127.0.0.1:5432) and $REDIS_URL (default redis://127.0.0.1:6379). It makes a
@@ -11,7 +16,9 @@
 # that database's licenses and sessions only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_PER_ROW="${1:-10}"
+MODE="${1:-routes}"
+SECONDS_PER_ROW="${2:-10}"
+case "$MODE" in routes | scale) ;; *) echo "usage: scripts/bench-spin.sh [routes|scale] [seconds]" >&2; exit 2 ;; esac
 DATABASE_SERVER="${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 for tool in spin wrk psql; do
@@ -85,25 +92,32 @@ done = function(summary, latency, requests)
 end
 EOF
 # A cycle: acquire a seat for a new machine, then release it. Per thread, released sessions wait
-# in a queue; each request is the release of a waiting session, or else a new acquire.
-cat > "$work/cycle.lua" <<EOF
-local queue, n, tid = {}, 0, 0
+# in a queue; each request is the release of a waiting session, or else a new acquire, with the
+# license keys of LE_KEYS ("license_id=key ...") taken in turn.
+cat > "$work/cycle.lua" <<'EOF'
+local queue, n, tid, keys, key_of = {}, 0, 0, {}, {}
+for pair in string.gmatch(os.getenv("LE_KEYS"), "%S+") do
+  local id, key = pair:match("([^=]+)=(.+)")
+  table.insert(keys, key)
+  key_of[id] = key
+end
 setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
 request = function()
   if #queue > 0 then
-    local id = table.remove(queue)
-    return wrk.format("DELETE", "/api/v1/licenses/sessions/" .. id .. "/",
-      { ["Authorization"] = "Bearer $key" }, "")
+    local s = table.remove(queue)
+    return wrk.format("DELETE", "/api/v1/licenses/sessions/" .. s.id .. "/",
+      { ["Authorization"] = "Bearer " .. s.key }, "")
   end
   n = n + 1
   return wrk.format("POST", "/api/v1/licenses/acquire/",
-    { ["Authorization"] = "Bearer $key", ["Content-Type"] = "application/json" },
+    { ["Authorization"] = "Bearer " .. keys[(n % #keys) + 1], ["Content-Type"] = "application/json" },
     '{"machine_id":"bench-' .. tostring(tid) .. '-' .. n .. '"}')
 end
 response = function(status, headers, body)
   if status == 201 then
     local id = body:match('"session_id":"(ses_[0-9a-f]+)"')
-    if id then table.insert(queue, id) end
+    local lic = body:match('"license":{.-"id":"(lic_[^"]+)"')
+    if id and lic then table.insert(queue, { id = id, key = key_of[lic] }) end
   end
 end
 done = function(summary, latency, requests)
@@ -113,27 +127,63 @@ done = function(summary, latency, requests)
   io.write(string.format("ERRORS %d\n", bad))
 end
 EOF
+lic_id="$(printf '%s' "$lic" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+export LE_KEYS="$lic_id=$key"
 
 run() { # script connections path
   wrk -t1 -c"$2" -d"${SECONDS_PER_ROW}s" --latency -s "$work/$1" "$base$3" 2>&1 | grep -E '^(ROW|ERRORS)'
 }
+row() { # label connections wrk-output: a Markdown row, cycles being half the requests
+  read -r _ reqs rate p50 p99 <<<"$(grep ROW <<<"$3")"
+  printf '| %s | %d | %s | %s | %s µs | %s µs | %s |\n' "$1" "$2" "$reqs" \
+    "$(python3 -c "print(f'{$rate/2:,.0f}')")" "$p50" "$p99" "$(grep ERRORS <<<"$3" | cut -d' ' -f2)"
+}
+
 echo "spin $(spin --version | cut -d' ' -f2-), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), ${SECONDS_PER_ROW}s a row, commit $(git rev-parse --short HEAD)"
 echo
+if [ "$MODE" = scale ]; then
+  # 32 more licenses for the spread case, one per connection.
+  spread=""
+  for _ in $(seq 32); do
+    l="$(admin license create --product "$prod" --max-seats 10 --rate-limit-per-minute 1000000)"
+    spread="$spread $(printf '%s' "$l" | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["id"] + "=" + v["license_key"])')"
+  done
+  big="$LE_KEYS"
+  echo "| case | connections | requests | cycles/s | p50 request | p99 request | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  row "spread: 32 licenses, one session each" 32 "$(LE_KEYS="$spread" run cycle.lua 32 /)"
+  live=0
+  for n in 1 1000 10000 50000; do
+    # Top the license up to n live sessions, counted as if n machines had acquired.
+    psql "$DATABASE_URL" -qc "
+      INSERT INTO sessions (id, license_id, machine_hash, metadata, started_at, last_heartbeat_at,
+                            expires_at, seat_until, counted)
+      SELECT 'ses_' || md5('$lic_id' || g::text), '$lic_id', md5(g::text), '{}', le_now_ms(), le_now_ms(),
+             le_now_ms() + 3600000, le_now_ms() + 3600000 + le_seat_hold_ms(), TRUE
+      FROM generate_series($live + 1, $n) g;
+      INSERT INTO license_seat_counts (license_id, counted)
+      SELECT '$lic_id', count(*) FROM sessions WHERE license_id = '$lic_id' AND counted
+      ON CONFLICT (license_id) DO UPDATE SET counted = EXCLUDED.counted;
+      ANALYZE sessions;" >/dev/null
+    live=$n
+    row "one license, $n live sessions" 32 "$(LE_KEYS="$big" run cycle.lua 32 /)"
+  done
+  row "spread again" 32 "$(LE_KEYS="$spread" run cycle.lua 32 /)"
+  exit 0
+fi
+
 echo "| route | connections | requests | per second | p50 | p99 | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for c in 1 16 64; do
   for what in validate cycle; do
     if [ "$what" = validate ]; then path=/api/v1/licenses/validate/; else path=/; fi
     out="$(run "$what.lua" "$c" "$path")"
-    read -r _ reqs rate p50 p99 <<<"$(grep ROW <<<"$out")"
-    errors="$(grep ERRORS <<<"$out" | cut -d' ' -f2)"
     if [ "$what" = cycle ]; then
-      label="acquire+release (cycles: half the requests)"
-      rate="$(python3 -c "print(f'{$rate/2:,.0f} cycles')")"
+      row "acquire+release (cycles: half the requests)" "$c" "$out"
     else
-      label=validate
-      rate="$(python3 -c "print(f'{$rate:,.0f}')")"
+      read -r _ reqs rate p50 p99 <<<"$(grep ROW <<<"$out")"
+      printf '| validate | %d | %s | %s | %s µs | %s µs | %s |\n' "$c" "$reqs" \
+        "$(python3 -c "print(f'{$rate:,.0f}')")" "$p50" "$p99" "$(grep ERRORS <<<"$out" | cut -d' ' -f2)"
     fi
-    printf '| %s | %d | %s | %s | %s µs | %s µs | %s |\n' "$label" "$c" "$reqs" "$rate" "$p50" "$p99" "$errors"
   done
 done
