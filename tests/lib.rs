@@ -480,3 +480,51 @@ pub async fn acquire_token(host: &Host, license: &TestLicense, machine: &str) ->
         .expect("a granted acquire carries a license_token")
         .to_owned()
 }
+
+/// Inserts live sessions numbered `numbers` on `license` (their leases end `lease_ms` from
+/// now), counted, as if that many machines had acquired: the state a large site license is
+/// in. A negative `lease_ms` makes sessions whose holds have passed (reclaimable).
+pub async fn fill_live_sessions(
+    db: &str,
+    license: &str,
+    numbers: std::ops::RangeInclusive<i32>,
+    lease_ms: i64,
+) {
+    let pg = pg_client(db).await;
+    pg.execute(
+        "INSERT INTO sessions (id, license_id, machine_hash, metadata, started_at, last_heartbeat_at, \
+         expires_at, seat_until, counted) \
+         SELECT 'ses_' || md5($1 || g::text), $1, md5(g::text), '{}', le_now_ms(), le_now_ms(), \
+                le_now_ms() + $3, le_now_ms() + $3 + le_seat_hold_ms(), TRUE \
+         FROM generate_series($2::int, $4::int) g",
+        &[&license, numbers.start(), &lease_ms, numbers.end()],
+    )
+    .await
+    .unwrap();
+    pg.execute(
+        "INSERT INTO license_seat_counts (license_id, counted) \
+         SELECT $1, count(*) FROM sessions WHERE license_id = $1 AND counted \
+         ON CONFLICT (license_id) DO UPDATE SET counted = EXCLUDED.counted",
+        &[&license],
+    )
+    .await
+    .unwrap();
+}
+
+/// Licenses whose seat count differs from their counted sessions (none, ever).
+pub async fn count_drift(db: &str) -> Vec<String> {
+    pg_client(db)
+        .await
+        .query(
+            "SELECT l.id || ': ' || coalesce(c.counted, 0) || ' counted, ' || \
+                    (SELECT count(*) FROM sessions s WHERE s.license_id = l.id AND s.counted) || ' sessions' \
+             FROM licenses l LEFT JOIN license_seat_counts c ON c.license_id = l.id \
+             WHERE coalesce(c.counted, 0) <> (SELECT count(*) FROM sessions s WHERE s.license_id = l.id AND s.counted)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

@@ -1,12 +1,17 @@
 //! Acquire + release cycles per second and their latency over loopback HTTP with real
 //! PostgreSQL, at concurrency 1, 16 and 64, on one license with many seats.
 //!
+//! With `LE_SEATS_SCALE=1`: cycles at 32 connections on ONE license that already holds 1,
+//! 1,000, 10,000 and 50,000 live sessions, beside the same work spread over 32 licenses (one
+//! per connection), measured first and last.
+//!
 //! Run: `scripts/bench.sh seats` (starts PostgreSQL and Redis like the tests).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use integration_tests::{
-    app, create_license, load, migrated_database, redis_runtime_config, redis_url, LicenseSpec,
+    app, create_license, fill_live_sessions, load, migrated_database, redis_runtime_config,
+    redis_url, LicenseSpec,
 };
 use serde_json::json;
 use spin_test_host::kv::Backend;
@@ -72,12 +77,21 @@ async fn cycle(
 }
 
 async fn cycles(addr: SocketAddr, key: Arc<String>, concurrency: usize) -> (f64, Vec<Duration>) {
+    cycles_over(addr, &[key], concurrency).await
+}
+
+/// Cycles at `concurrency` connections, connection `w` on license `keys[w % keys.len()]`.
+async fn cycles_over(
+    addr: SocketAddr,
+    keys: &[Arc<String>],
+    concurrency: usize,
+) -> (f64, Vec<Duration>) {
     let next = Arc::new(AtomicUsize::new(0));
     let lat = Arc::new(Mutex::new(Vec::with_capacity(CYCLES)));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..concurrency {
-        let (next, lat, key) = (next.clone(), lat.clone(), key.clone());
+        let (next, lat, key) = (next.clone(), lat.clone(), keys[w % keys.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut s = load::connect(addr).await.expect("connect");
             let auth = format!("Bearer {key}");
@@ -139,10 +153,62 @@ async fn open_loop(
     (total, lat)
 }
 
+/// The scale table (see the module docs).
+async fn scale(db: &str, kv: &Backend, addr: SocketAddr) {
+    let many = LicenseSpec {
+        max_seats: 1_000_000,
+        rate_limit_per_minute: 1_000_000_000,
+        ..Default::default()
+    };
+    let big = create_license(db, kv, many.clone()).await;
+    let mut spread = Vec::new();
+    for _ in 0..32 {
+        spread.push(Arc::new(create_license(db, kv, many.clone()).await.key));
+    }
+    let one = [Arc::new(big.key.clone())];
+    cycles_over(addr, &spread, 32).await; // warm up
+    println!("| case | connections | cycles | cycles/s | p50 cycle | p99 cycle |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let row = |name: String, (rate, lat): (f64, Vec<Duration>)| {
+        println!(
+            "| {name} | 32 | {} | {rate:.0} | {} | {} |",
+            lat.len(),
+            us(lat[lat.len() / 2]),
+            us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)])
+        );
+    };
+    row(
+        "spread: 32 licenses".into(),
+        cycles_over(addr, &spread, 32).await,
+    );
+    let mut live = 0;
+    for n in [1, 1_000, 10_000, 50_000] {
+        fill_live_sessions(db, &big.id, live + 1..=n, 3_600_000).await;
+        live = n;
+        integration_tests::pg_client(db)
+            .await
+            .batch_execute("ANALYZE sessions")
+            .await
+            .unwrap();
+        row(
+            format!("one license, {n} live sessions"),
+            cycles_over(addr, &one, 32).await,
+        );
+    }
+    row("spread again".into(), cycles_over(addr, &spread, 32).await);
+}
+
 #[tokio::main]
 async fn main() {
     let db = migrated_database().await;
     let kv = Backend::redis(&redis_url()).unwrap();
+    if std::env::var("LE_SEATS_SCALE").is_ok_and(|v| v == "1") {
+        let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
+        let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        scale(&db, &kv, addr).await;
+        server.abort();
+        return;
+    }
     let spec = LicenseSpec {
         max_seats: 10_000,
         rate_limit_per_minute: 1_000_000_000,

@@ -7,8 +7,9 @@
 
 use integration_tests::proxy::PausableProxy;
 use integration_tests::{
-    admin_license, admin_request, app, create_license, migrated_database, now_ms, pg_client,
-    redis_runtime_config, redis_url, root, LicenseSpec, TestLicense, ISSUER,
+    admin_license, admin_request, app, count_drift, create_license, fill_live_sessions,
+    migrated_database, now_ms, pg_client, redis_runtime_config, redis_url, root, LicenseSpec,
+    TestLicense, ISSUER,
 };
 use license_edge::edge::{
     decode, license_key, sealed_key, session_key, LicenseState, SessionEnded,
@@ -234,7 +235,7 @@ async fn never_oversold_over_a_long_randomized_run() {
         },
     )
     .await;
-    fill_live_sessions(&w.db, &large.id, 1_500, 600_000).await;
+    fill_live_sessions(&w.db, &large.id, 1..=1_500, 600_000).await;
     licenses.push((large, 1_504));
     let host = Arc::new(w.host);
     let deadline = tokio::time::Instant::now() + RUN;
@@ -410,48 +411,6 @@ async fn never_oversold_over_a_long_randomized_run() {
     assert!(totals[0] > 0 && totals[1] > 0 && totals[2] > 0 && totals[3] > 0);
 }
 
-/// Inserts `n` live sessions on `license` (their leases end `lease_ms` from now), counted, as
-/// if `n` machines had acquired: the state a large site license is in.
-async fn fill_live_sessions(db: &str, license: &str, n: i32, lease_ms: i64) {
-    let pg = pg_client(db).await;
-    pg.execute(
-        "INSERT INTO sessions (id, license_id, machine_hash, metadata, started_at, last_heartbeat_at, \
-         expires_at, seat_until, counted) \
-         SELECT 'ses_' || md5($1 || g::text), $1, md5(g::text), '{}', le_now_ms(), le_now_ms(), \
-                le_now_ms() + $3, le_now_ms() + $3 + le_seat_hold_ms(), TRUE \
-         FROM generate_series(1, $2) g",
-        &[&license, &n, &lease_ms],
-    )
-    .await
-    .unwrap();
-    pg.execute(
-        "INSERT INTO license_seat_counts (license_id, counted) \
-         SELECT $1, count(*) FROM sessions WHERE license_id = $1 AND counted \
-         ON CONFLICT (license_id) DO UPDATE SET counted = EXCLUDED.counted",
-        &[&license],
-    )
-    .await
-    .unwrap();
-}
-
-/// Licenses whose seat count differs from their counted sessions (none, ever).
-async fn count_drift(db: &str) -> Vec<String> {
-    pg_client(db)
-        .await
-        .query(
-            "SELECT l.id || ': ' || coalesce(c.counted, 0) || ' counted, ' || \
-                    (SELECT count(*) FROM sessions s WHERE s.license_id = l.id AND s.counted) || ' sessions' \
-             FROM licenses l LEFT JOIN license_seat_counts c ON c.license_id = l.id \
-             WHERE coalesce(c.counted, 0) <> (SELECT count(*) FROM sessions s WHERE s.license_id = l.id AND s.counted)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 /// A seat decision killed between its statements (here: after reclaiming two seats, while its
 /// insert waits behind another transaction) by a crash of its PostgreSQL backend: nothing of it
 /// stays, so the count still equals the counted sessions, and the next decision works.
@@ -471,7 +430,7 @@ async fn a_seat_decision_killed_between_its_statements_leaves_the_count_exact() 
     )
     .await;
     // Two counted sessions whose holds have passed: the next acquire reclaims them.
-    fill_live_sessions(&db, &lic.id, 2, -120_000).await;
+    fill_live_sessions(&db, &lic.id, 1..=2, -120_000).await;
     // Another transaction holds the id the acquire will insert, so the acquire waits there,
     // after its reclaim.
     // (On another license, so that the holder does not share-lock this license's row.)
