@@ -154,6 +154,8 @@ pub enum Endpoint {
     RebuildKv,
     /// `POST /kv/sweep`
     SweepKv,
+    /// `POST /prune`
+    Prune,
 }
 
 /// One method of an admin path.
@@ -195,6 +197,7 @@ const CREATE_PRODUCT: &[u16] = &[201, 400, 401, 404, 409, 413, 415, 503];
 const CHANGE: &[u16] = &[200, 400, 401, 404, 409, 413, 415, 503];
 const REVOKE: &[u16] = &[200, 400, 401, 404, 413, 415, 503];
 const RELEASE: &[u16] = &[200, 400, 401, 404, 503];
+const BODY: &[u16] = &[200, 400, 401, 413, 415, 503];
 
 /// The admin API: the component routes with it, and a test holds `openapi.json` to it.
 pub const ADMIN_PATHS: &[AdminPath] = &[
@@ -284,6 +287,11 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
         pattern: "/api/v1/admin/kv/sweep",
         methods: &["POST"],
         operations: &[op("POST", Endpoint::SweepKv, LIST)],
+    },
+    AdminPath {
+        pattern: "/api/v1/admin/prune",
+        methods: &["POST"],
+        operations: &[op("POST", Endpoint::Prune, BODY)],
     },
 ];
 
@@ -947,6 +955,36 @@ pub fn parse_status_change(
     }
 }
 
+/// How long ended sessions and audit events are kept by default, days.
+pub const DEFAULT_RETENTION_DAYS: (i64, i64) = (90, 365);
+/// The longest retention a prune accepts, days (ten years).
+pub const MAX_RETENTION_DAYS: i64 = 3650;
+
+/// What a prune keeps: ended sessions for `sessions_days` after their tokens stopped
+/// validating, audit events for `audit_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days an ended session stays after its tokens stopped validating.
+    pub sessions_days: i64,
+    /// Days an audit event stays.
+    pub audit_days: i64,
+}
+
+/// The body of a prune: `{"sessions_older_than_days"?, "audit_older_than_days"?}` (defaults
+/// [`DEFAULT_RETENTION_DAYS`]; 1 to [`MAX_RETENTION_DAYS`]).
+pub fn parse_prune(body: &[u8], content_type: Option<&str>) -> Result<Retention, ApiError> {
+    const FIELDS: [&str; 2] = ["sessions_older_than_days", "audit_older_than_days"];
+    let object = object(body, content_type, &FIELDS)?;
+    let days = |field: &'static str, default: i64| match object.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => integer(v, field, 1, MAX_RETENTION_DAYS),
+    };
+    Ok(Retention {
+        sessions_days: days(FIELDS[0], DEFAULT_RETENTION_DAYS.0)?,
+        audit_days: days(FIELDS[1], DEFAULT_RETENTION_DAYS.1)?,
+    })
+}
+
 /// What a status change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusAction {
@@ -1457,7 +1495,7 @@ mod tests {
                 assert!(o.statuses.contains(&401) && o.statuses.contains(&503));
             }
         }
-        assert_eq!(routes().count(), 19);
+        assert_eq!(routes().count(), 20);
     }
 
     #[test]

@@ -1104,3 +1104,84 @@ async fn the_sweep_deletes_entries_no_token_can_use_and_keeps_the_rest() {
     assert_eq!(r.status, 400);
     assert_eq!(table_sizes(&w.db).await, audit_before);
 }
+
+/// Ended sessions and audit events leave the hot tables once past the retention the operator
+/// gives, and nothing else does: not a session still counted for a seat, not a recent one, not
+/// one whose key-value entries the sweep has not deleted yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prune_deletes_only_what_is_past_its_retention() {
+    let w = world().await;
+    let lic = w_license(&w, 5).await;
+    let (old, _) = token_of(&acquire(&w.host, &lic.key, "old").await);
+    let (recent, _) = token_of(&acquire(&w.host, &lic.key, "recent").await);
+    let (live, _) = token_of(&acquire(&w.host, &lic.key, "live").await);
+    for s in [&old, &recent] {
+        let r = session_call(&w.host, "DELETE", &lic.key, &format!("{s}/"), "").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The next acquire reclaims the two released sessions' seats (they are no longer counted).
+    assert_eq!(acquire(&w.host, &lic.key, "next").await.status, 201);
+    let pg = pg_client(&w.db).await;
+    pg.execute(
+        "UPDATE sessions SET expires_at = le_now_ms() - 100 * 86400000::bigint WHERE id = $1",
+        &[&old],
+    )
+    .await
+    .unwrap();
+    pg.execute(
+        "INSERT INTO audit_events (occurred_at, actor, action, outcome) \
+         VALUES (le_now_ms() - 400 * 86400000::bigint, 'admin', 'test.old', 'ok')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let body = json!({"sessions_older_than_days": 90, "audit_older_than_days": 365});
+    let exists = |id: String| {
+        let pg = &pg;
+        async move {
+            pg.query_one("SELECT count(*) FROM sessions WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 1
+        }
+    };
+
+    // Before any sweep, no session goes: its entries may still be in the store.
+    let r = admin_request(&w.host, "POST", "/api/v1/admin/prune", body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["sessions_deleted"], 0);
+    assert_eq!(r.json()["audit_events_deleted"], 1, "{}", r.text());
+    assert!(exists(old.clone()).await);
+
+    assert_eq!(
+        admin_request(&w.host, "POST", "/api/v1/admin/kv/sweep", Value::Null)
+            .await
+            .status,
+        200
+    );
+    let r = admin_request(&w.host, "POST", "/api/v1/admin/prune", body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (r.json()["sessions_deleted"].clone(), r.json()["more"].clone()),
+        (json!(1), json!(false)),
+        "{}",
+        r.text()
+    );
+    assert!(!exists(old).await, "past its retention");
+    assert!(exists(recent).await, "ended, but recently");
+    assert!(exists(live).await, "holding its seat");
+    let again = admin_request(&w.host, "POST", "/api/v1/admin/prune", body).await;
+    assert_eq!(again.json()["sessions_deleted"], 0);
+
+    let before = table_sizes(&w.db).await;
+    for bad in [
+        json!({"sessions_older_than_days": 0}),
+        json!({"audit_older_than_days": 3651}),
+        json!({"days": 1}),
+    ] {
+        let r = admin_request(&w.host, "POST", "/api/v1/admin/prune", bad.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    assert_eq!(table_sizes(&w.db).await, before, "a refused prune deletes nothing");
+}

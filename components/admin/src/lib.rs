@@ -23,11 +23,11 @@ use edge_http::{
 use license_edge::admin::{
     self, audit_event_json, authorize, created_license_json, from_db, is_id, license_detail_json,
     license_json, license_state, list_body, new_id, new_license_key, organization_json, paginate,
-    parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_query,
-    parse_status_change, product_json, rebuild_json, released_json, route, session_json,
-    sweep_json, updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint, License,
-    LicenseDetail, LicenseStanding, Organization, Product, Session, StatusAction, SweepBatch,
-    MAX_ADMIN_BODY, MAX_EMBEDDED_SESSIONS,
+    parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_prune,
+    parse_query, parse_status_change, product_json, rebuild_json, released_json, route,
+    session_json, sweep_json, updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint,
+    License, LicenseDetail, LicenseStanding, Organization, Product, Session, StatusAction,
+    SweepBatch, MAX_ADMIN_BODY, MAX_EMBEDDED_SESSIONS,
 };
 use license_edge::api::ApiError;
 use license_edge::edge::{
@@ -94,6 +94,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         Endpoint::ReleaseSession => release_session(q, id, now),
         Endpoint::RebuildKv => rebuild(q, now),
         Endpoint::SweepKv => sweep(q),
+        Endpoint::Prune => prune(req),
     }
 }
 
@@ -694,6 +695,30 @@ fn rewrite_licenses(
             _ => return Ok(written),
         }
     }
+}
+
+// --- Retention ----------------------------------------------------------------------------
+
+/// Rows of each kind one prune request deletes at most; the answer says whether more wait.
+const PRUNE_BATCH: i32 = 10_000;
+
+/// Deletes ended sessions and audit events past the retention the body gives (one batch of
+/// each, in PostgreSQL; see `migrations/0005_retention.sql`).
+fn prune(req: &Request) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let retention = parse_prune(req.body(), content_type(req))?;
+    let days = |d: i64| P::Int32(i32::try_from(d).unwrap_or(i32::MAX));
+    let conn = db::open()?;
+    let (_, body) = call(
+        &conn,
+        "SELECT * FROM le_admin_prune($1, $2, $3)",
+        &[
+            days(retention.sessions_days),
+            days(retention.audit_days),
+            P::Int32(PRUNE_BATCH),
+        ],
+    )?;
+    Ok(json(200, &body))
 }
 
 // --- The key-value sweep --------------------------------------------------------------------

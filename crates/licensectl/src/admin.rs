@@ -45,6 +45,15 @@ enum Command {
     /// The edge read model in the key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Delete ended sessions and audit events past their retention (calls until done).
+    Prune {
+        /// Keep ended sessions this many days after their tokens stopped validating.
+        #[arg(long, default_value_t = 90)]
+        sessions_older_than_days: i64,
+        /// Keep audit events this many days.
+        #[arg(long, default_value_t = 365)]
+        audit_older_than_days: i64,
+    },
 }
 
 /// Paging of a list.
@@ -280,8 +289,8 @@ enum KvCommand {
     Sweep,
 }
 
-/// The most sweep calls one `kv sweep` makes (each handles up to 4,000 sessions).
-const MAX_SWEEP_CALLS: u32 = 10_000;
+/// The most calls one `kv sweep` or `prune` makes (each handles a bounded batch).
+const MAX_REPEATED_CALLS: u32 = 10_000;
 
 const LICENSE_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
@@ -325,7 +334,8 @@ struct Call {
     path: String,
     body: Option<Value>,
     show: fn(&Value) -> String,
-    /// Call again while the answer says `"more": true` (the sweep).
+    /// Call again while the answer says `"more": true` (the sweep, the prune), adding up the
+    /// answers' counts.
     repeat: bool,
 }
 
@@ -438,6 +448,20 @@ fn show_released(v: &Value) -> String {
             v["ended_at"].as_str().unwrap_or("?")
         ),
     }
+}
+
+fn show_prune(v: &Value) -> String {
+    format!(
+        "deleted {} sessions and {} audit events in {} calls{}\n",
+        v["sessions_deleted"],
+        v["audit_events_deleted"],
+        v["calls"],
+        if v["more"] == true {
+            "; more are waiting (run it again)"
+        } else {
+            ""
+        }
+    )
 }
 
 fn show_sweep(v: &Value) -> String {
@@ -604,6 +628,21 @@ fn plan(command: Command) -> Call {
             repeat: true,
             ..call("POST", format!("{A}/kv/sweep"), None, show_sweep)
         },
+        Command::Prune {
+            sessions_older_than_days,
+            audit_older_than_days,
+        } => Call {
+            repeat: true,
+            ..call(
+                "POST",
+                format!("{A}/prune"),
+                Some(json!({
+                    "sessions_older_than_days": sessions_older_than_days,
+                    "audit_older_than_days": audit_older_than_days,
+                })),
+                show_prune,
+            )
+        },
     }
 }
 
@@ -634,14 +673,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .call(method, &path, body.as_ref())
         .and_then(|mut answer| {
             if repeat {
-                let mut swept = answer["sessions_swept"].as_u64().unwrap_or(0);
+                let mut totals = answer.clone();
                 let mut calls = 1;
-                while answer["more"] == true && calls < MAX_SWEEP_CALLS {
+                while answer["more"] == true && calls < MAX_REPEATED_CALLS {
                     answer = client.call(method, &path, body.as_ref())?;
-                    swept += answer["sessions_swept"].as_u64().unwrap_or(0);
+                    for (name, n) in answer.as_object().into_iter().flatten() {
+                        if let (Some(n), Some(total)) = (n.as_u64(), totals[name].as_u64()) {
+                            totals[name] = json!(total + n);
+                        }
+                    }
+                    totals["more"] = answer["more"].clone();
                     calls += 1;
                 }
-                answer["sessions_swept"] = json!(swept);
+                answer = totals;
                 answer["calls"] = json!(calls);
             }
             Ok(answer)

@@ -248,6 +248,10 @@ async fn the_life_of_a_license_from_the_command_line() {
         .ok(&["kv", "sweep"])
         .await
         .starts_with("swept the entries of "));
+    assert!(ctl
+        .ok(&["prune", "--sessions-older-than-days", "30"])
+        .await
+        .starts_with("deleted "));
     let out = ctl
         .run_with(Some(TEST_ADMIN_TOKEN), &["license", "get", "lic_nope"])
         .await;
