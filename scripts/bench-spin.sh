@@ -7,8 +7,11 @@
 #   scale:  acquire + release cycles at 32 connections on ONE license that already holds N live
 #           sessions (N = 1, 1,000, 10,000, 50,000), beside the same work spread over 32
 #           licenses (one per connection), measured first and last.
+#   fleet:  the scale table again on a database that also holds 1,000,000 licenses,
+#           10,000,000 ended sessions and 10,000,000 audit events (scripts/fleet.sql), then the
+#           plan of every statement the hot functions run there (auto_explain, nested).
 #
-# Usage: scripts/bench-spin.sh [routes|scale] [seconds per row, default 10]
+# Usage: scripts/bench-spin.sh [routes|scale|fleet] [seconds per row, default 10]
 # Needs: spin (../shared/tools/spin/install.sh on these machines), wrk (apt-get install wrk),
 # psql, PostgreSQL and Redis reachable at $DATABASE_SERVER (default
 # postgres://postgres@127.0.0.1:5432) and $REDIS_URL (default redis://127.0.0.1:6379). It makes a
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-routes}"
 SECONDS_PER_ROW="${2:-10}"
-case "$MODE" in routes | scale) ;; *) echo "usage: scripts/bench-spin.sh [routes|scale] [seconds]" >&2; exit 2 ;; esac
+case "$MODE" in routes | scale | fleet) ;; *) echo "usage: scripts/bench-spin.sh [routes|scale|fleet] [seconds]" >&2; exit 2 ;; esac
 DATABASE_SERVER="${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 for tool in spin wrk psql; do
@@ -141,7 +144,15 @@ row() { # label connections wrk-output: a Markdown row, cycles being half the re
 
 echo "spin $(spin --version | cut -d' ' -f2-), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), ${SECONDS_PER_ROW}s a row, commit $(git rev-parse --short HEAD)"
 echo
-if [ "$MODE" = scale ]; then
+if [ "$MODE" = fleet ]; then
+  started=$(date +%s)
+  psql "$DATABASE_URL" -q -f scripts/fleet.sql >/dev/null
+  echo "fleet rows made in $(( $(date +%s) - started )) s: $(psql "$DATABASE_URL" -tAc \
+    "SELECT (SELECT count(*) FROM licenses) || ' licenses, ' || (SELECT count(*) FROM sessions) || ' sessions, ' || (SELECT count(*) FROM audit_events) || ' audit events, database ' || pg_size_pretty(pg_database_size(current_database()))")"
+  echo
+fi
+
+if [ "$MODE" = scale ] || [ "$MODE" = fleet ]; then
   # 32 more licenses for the spread case, one per connection.
   spread=""
   for _ in $(seq 32); do
@@ -169,6 +180,33 @@ if [ "$MODE" = scale ]; then
     row "one license, $n live sessions" 32 "$(LE_KEYS="$big" run cycle.lua 32 /)"
   done
   row "spread again" 32 "$(LE_KEYS="$spread" run cycle.lua 32 /)"
+  if [ "$MODE" = fleet ]; then
+    # Every statement the hot functions run, with its plan and actual rows (auto_explain sends
+    # them to this client at LOG level), on a fleet license and on the large one.
+    sid="$(psql "$DATABASE_URL" -tAc "SELECT id FROM sessions WHERE license_id = '$lic_id' AND counted LIMIT 1")"
+    echo
+    echo '```'
+    psql "$DATABASE_URL" -q 2>&1 >/dev/null <<EOF | grep -E 'Query Text|Scan|Index Cond|duration' | sed -e 's/^psql:<stdin>:[0-9]*: //' -e 's/^LOG:  //'
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_timing = off;
+SET client_min_messages = log;
+SELECT * FROM le_acquire_attempt(md5('key500000') || md5('hash500000'));
+SELECT * FROM le_acquire_seat('lic_fleet500000', md5('explain'), 'ses_explain0000000000000000000000000', NULL, '{}');
+SELECT * FROM le_extend(md5('key500000') || md5('hash500000'), 'ses_explain0000000000000000000000000', NULL, NULL);
+SELECT * FROM le_release(md5('key500000') || md5('hash500000'), 'ses_explain0000000000000000000000000', 'client', NULL);
+SELECT * FROM le_acquire_seat('$lic_id', md5('explain'), 'ses_explain1111111111111111111111111', NULL, '{}');
+SELECT * FROM le_admin_license('lic_fleet500000', 0, 10);
+SELECT * FROM le_admin_licenses('org_fleet', NULL, NULL, NULL, NULL, 50);
+SELECT * FROM le_admin_sessions('lic_fleet500000', 'all', NULL, NULL, 50, 0);
+SELECT * FROM le_admin_audit('license', 'lic_fleet500000', NULL, 50);
+SELECT * FROM le_admin_audit('organization', 'org_fleet', NULL, 50);
+SELECT * FROM le_admin_kv_sweep_batch(500);
+EOF
+    echo '```'
+  fi
   exit 0
 fi
 
