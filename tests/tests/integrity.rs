@@ -30,6 +30,12 @@ struct World {
     kv: Backend,
 }
 
+impl World {
+    async fn license(&self, spec: LicenseSpec) -> TestLicense {
+        create_license(&self.db, &self.kv, spec).await
+    }
+}
+
 async fn world() -> World {
     let db = migrated_database().await;
     let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
@@ -119,15 +125,12 @@ fn token_of(r: &TestResponse) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_heartbeat_that_waited_behind_an_acquire_cannot_revive_a_lapsed_lease() {
     let w = world().await;
-    let lic = create_license(
-        &w.db,
-        &w.kv,
-        LicenseSpec {
+    let lic = w
+        .license(LicenseSpec {
             max_seats: 1,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let (session, _) = token_of(&acquire(&w.host, &lic.key, "machine-a").await);
     let pg = pg_client(&w.db).await;
     // The lease (and its hold) ends 1.5 s from now.
@@ -224,17 +227,14 @@ async fn never_oversold_over_a_long_randomized_run() {
         .await;
         licenses.push((lic, seats as i64));
     }
-    let large = create_license(
-        &w.db,
-        &w.kv,
-        LicenseSpec {
+    let large = w
+        .license(LicenseSpec {
             max_seats: 1_504,
             lease_seconds: 2,
             max_borrow_seconds: 3,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     fill_live_sessions(&w.db, &large.id, 1..=1_500, 600_000).await;
     licenses.push((large, 1_504));
     let host = Arc::new(w.host);
@@ -550,16 +550,13 @@ async fn a_seat_decision_killed_between_its_statements_leaves_the_count_exact() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_does_not_free_a_borrowed_seat() {
     let w = world().await;
-    let lic = create_license(
-        &w.db,
-        &w.kv,
-        LicenseSpec {
+    let lic = w
+        .license(LicenseSpec {
             max_seats: 1,
             max_borrow_seconds: 30 * 24 * 3600,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let (session, _) = token_of(&acquire(&w.host, &lic.key, "laptop-1").await);
     let r = session_call(
         &w.host,
@@ -602,16 +599,13 @@ async fn a_release_does_not_free_a_borrowed_seat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_lease_keeps_its_seat_while_its_token_still_validates() {
     let w = world().await;
-    let lic = create_license(
-        &w.db,
-        &w.kv,
-        LicenseSpec {
+    let lic = w
+        .license(LicenseSpec {
             max_seats: 1,
             lease_seconds: 1,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     // The database holds seats for the leeway validate grants (one number, two places).
     let leeway: i64 = pg_client(&w.db)
         .await
@@ -911,14 +905,10 @@ async fn unknown_keys_write_nothing() {
 }
 
 async fn w_license(w: &World, seats: i32) -> TestLicense {
-    create_license(
-        &w.db,
-        &w.kv,
-        LicenseSpec {
-            max_seats: seats,
-            ..Default::default()
-        },
-    )
+    w.license(LicenseSpec {
+        max_seats: seats,
+        ..Default::default()
+    })
     .await
 }
 
@@ -927,16 +917,13 @@ async fn w_license(w: &World, seats: i32) -> TestLicense {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_attempt_does_not_wait_for_the_seat_lock() {
     let w = world().await;
-    let lic = create_license(
-        &w.db,
-        &w.kv,
-        LicenseSpec {
+    let lic = w
+        .license(LicenseSpec {
             max_seats: 5,
             rate_limit_per_minute: 1,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     // Keep clear of a minute boundary, where the window (and the count) starts again.
     let into_minute = now_ms() % 60_000;
     if into_minute > 50_000 {
@@ -1163,7 +1150,10 @@ async fn the_prune_deletes_only_what_is_past_its_retention() {
     let r = admin_request(&w.host, "POST", "/api/v1/admin/prune", body.clone()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
-        (r.json()["sessions_deleted"].clone(), r.json()["more"].clone()),
+        (
+            r.json()["sessions_deleted"].clone(),
+            r.json()["more"].clone()
+        ),
         (json!(1), json!(false)),
         "{}",
         r.text()
@@ -1183,5 +1173,9 @@ async fn the_prune_deletes_only_what_is_past_its_retention() {
         let r = admin_request(&w.host, "POST", "/api/v1/admin/prune", bad.clone()).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
-    assert_eq!(table_sizes(&w.db).await, before, "a refused prune deletes nothing");
+    assert_eq!(
+        table_sizes(&w.db).await,
+        before,
+        "a refused prune deletes nothing"
+    );
 }
