@@ -15,10 +15,10 @@ INSERT INTO sessions (id, license_id, machine_hash, started_at, last_heartbeat_a
                       ended_at, end_reason, seat_until, counted)
 SELECT 'ses_' || md5('fleet' || g), 'lic_fleet' || (g % 1000000 + 1), md5('machine' || g),
        t, t, t + 360000, t + 60000, 'released', t + 60000, FALSE
-FROM (SELECT g, le_now_ms() - 86400000::bigint - (g % 7776000) * 1000 AS t
+FROM (SELECT g, le_now_ms() - 86400000::bigint - (g % 7776000)::bigint * 1000 AS t
       FROM generate_series(1, 10000000) g) x;
 INSERT INTO audit_events (occurred_at, organization_id, license_id, session_id, actor, action, outcome, details)
-SELECT le_now_ms() - (g % 31536000) * 1000, 'org_fleet', 'lic_fleet' || (g % 1000000 + 1),
+SELECT le_now_ms() - (g % 31536000)::bigint * 1000, 'org_fleet', 'lic_fleet' || (g % 1000000 + 1),
        'ses_' || md5('fleet' || g), 'client', 'session.acquire', 'created', '{}'
 FROM generate_series(1, 10000000) g;
 VACUUM ANALYZE;
