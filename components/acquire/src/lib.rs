@@ -107,8 +107,9 @@ fn unknown_key(req: &Request, route: &str) -> ApiError {
     ApiError::Unauthorized
 }
 
-/// Issues the token of a granted session; `now` is this instance's clock, used only for the
-/// token's `iat`/`nbf` (the seat functions decide on the database's clock).
+/// Issues the token of a granted session. Its `iat`/`nbf` come from this instance's clock,
+/// the one thing that clock is used for: its `exp` and every seat decision come from the
+/// database's.
 fn session_token(
     key: &SigningKey,
     issuer: &str,

@@ -1,19 +1,20 @@
-//! The `admin` component: organizations, products, licenses, sessions, the audit trail and the
-//! key-value rebuild, under `/api/v1/admin/`.
+//! The `admin` component: organizations, products, licenses, sessions, the audit trail, the
+//! key-value rebuild and sweep, and the retention prune, under `/api/v1/admin/`.
 //!
 //! Every request is authorized first, with the `admin_token` variable compared in constant
 //! time: without it every path answers the same 401, so nothing about the routes leaks. Then
 //! the core (`license_edge::admin`) routes and checks the request, one SQL function of
-//! `migrations/0002_admin.sql` does the work in one round trip, and the core shapes the answer.
+//! `migrations/` does the work in one round trip, and the core shapes the answer.
 //!
 //! Changes validation must see are written through to the key-value store in the same
 //! request, after PostgreSQL (the source of truth), and the writer then reads the license's
 //! version back and writes again while it is stale (`license_edge::edge::converge`), so that
 //! two changes whose writes land out of order still leave the store equal to the database. A
 //! key-value failure answers 503 `revocation_unavailable` saying the change is recorded, and a
-//! retry or the rebuild propagates it. A new license is the exception: its entry is written *before* the row,
-//! because the key is shown only once and a 503 after the insert would lose it; an entry
-//! without a row is harmless (no token can name that license) and is removed on failure.
+//! retry or the rebuild propagates it. A new license is the exception: its entry is written
+//! *before* the row, because the key is shown only once and a 503 after the insert would lose
+//! it; an entry without a row is harmless (no token can name that license) and is removed on
+//! failure.
 
 use edge_http::db::{self, text_or_null, Row};
 use edge_http::{
@@ -153,7 +154,7 @@ fn store() -> Result<key_value::Store, key_value::Error> {
     key_value::Store::open_default()
 }
 
-/// The latest state of the licenses `ids` names, from PostgreSQL, at `now`.
+/// The latest state of the licenses `ids` names, from PostgreSQL, as entries written at `now`.
 fn latest_states(
     conn: &Connection,
     ids: &[&str],
