@@ -23,7 +23,7 @@ missing=()
 [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v runuser >/dev/null || missing+=(util-linux)
-command -v curl >/dev/null || missing+=(curl)  # tests/deploy runs the sweep script with curl
+command -v curl >/dev/null || missing+=(curl)  # tests/deploy runs deploy/base/admin-batch.sh with curl
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -2,12 +2,13 @@
 
 Nothing here contacts a network address: kubectl only renders (`kubectl kustomize`,
 `kubectl create --dry-run=client`), the PostgreSQL the migration tests use is the
-throwaway one scripts/test.sh starts on 127.0.0.1, and the key-value sweep's script talks to a
-stand-in for the app that test_kv_sweep.py serves on 127.0.0.1.
+throwaway one scripts/test.sh starts on 127.0.0.1, and the script of the key-value sweep and
+prune CronJobs talks to a stand-in for the app that test_admin_batch.py serves on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +33,53 @@ PLACEHOLDER_REDIS_URL = f"rediss://:{PLACEHOLDER}@{PLACEHOLDER}:6378"
 LIVENESS_PATH = "/api/v1/health/"
 READINESS_PATH = "/api/v1/health/ready/"
 
-# The admin route the key-value sweep CronJob calls, with POST, and the CronJob's name (the
-# README's `kubectl create job --from=cronjob/...` names it too).
-SWEEP_PATH = "/api/v1/admin/kv/sweep"
-SWEEP_CRONJOB = "license-edge-kv-sweep"
-# The exit status of kv-sweep.sh that retrying cannot cure (the CronJob fails the Job at once).
-SWEEP_EXIT_NO_RETRY = 2
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+@dataclass(frozen=True)
+class AdminCronJob:
+    """A CronJob that runs deploy/base/admin-batch.sh: it POSTs to one of the app's batched admin
+    routes, again while the answer says "more": true."""
+
+    name: str  # the CronJob (the README's `kubectl create job --from=cronjob/...` names it too)
+    component: str  # its pods' app.kubernetes.io/component label
+    path: str  # the admin route it POSTs to
+    period: int  # seconds between its slots
+    schedule: str  # a pattern its schedule matches: one slot a period
+    # The JSON body it sends, field by field, from the overlay's config.env: (key, field). None:
+    # it sends no body.
+    body_from_config: tuple[tuple[str, str], ...] | None = None
+
+    def __str__(self) -> str:
+        return self.component
+
+
+# The key-value sweep: hourly, an empty body.
+SWEEP = AdminCronJob(
+    "license-edge-kv-sweep", "kv-sweep", "/api/v1/admin/kv/sweep", HOUR, r"[1-5]?[0-9] \* \* \* \*"
+)
+# The prune: daily, the retention of the overlay's config.env.
+PRUNE = AdminCronJob(
+    "license-edge-prune",
+    "prune",
+    "/api/v1/admin/prune",
+    DAY,
+    r"[1-5]?[0-9] (1?[0-9]|2[0-3]) \* \* \*",
+    (
+        ("prune_sessions_older_than_days", "sessions_older_than_days"),
+        ("prune_audit_older_than_days", "audit_older_than_days"),
+    ),
+)
+ADMIN_CRONJOBS = (SWEEP, PRUNE)
+# The days the prune route accepts for either retention.
+RETENTION_DAYS = range(1, 3650 + 1)
+# The script both run, and its exit status for what retrying cannot cure (the CronJobs fail the
+# Job at once on it).
+ADMIN_SCRIPT = DEPLOY / "base" / "admin-batch.sh"
+ADMIN_EXIT_NO_RETRY = 2
+# The egress policy that selects both CronJobs' pods.
+ADMIN_BATCH_POLICY = "license-edge-admin-batch-egress"
 
 # Kinds that come from CRDs (checked by hand against the operators' types) rather than from
 # Kubernetes' own schemas.
@@ -118,6 +161,79 @@ def pod_labels(workload: dict) -> dict[str, str]:
     if workload["kind"] == "CronJob":
         spec = spec["jobTemplate"]["spec"]
     return spec["template"]["metadata"]["labels"]
+
+
+def container_environment(
+    docs: list[dict], container: dict, secrets: dict[tuple[str, str], str] | None = None
+) -> dict[str, str]:
+    """A container's environment as the kubelet makes it: literal values, ConfigMap keys from
+    the rendered ConfigMaps, Secret keys from `secrets` ((name, key) -> value; a Secret key not
+    given is left out), and $(NAME) references expanded from the entries before them."""
+    assert "envFrom" not in container, "envFrom is not modelled here"
+    out: dict[str, str] = {}
+    for var in container.get("env", []):
+        name = var["name"]
+        assert name not in out, f"{name} set twice"
+        if "value" in var:
+            out[name] = expand_env_references(var["value"], out)
+            continue
+        source = var["valueFrom"]
+        if "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            data = one(docs, "ConfigMap", ref["name"]).get("data", {})
+            # Not optional: a missing key keeps the pod from starting.
+            assert ref.get("optional") or ref["key"] in data, f"{name}: no key {ref['key']}"
+            if ref["key"] in data:
+                out[name] = data[ref["key"]]
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            if secrets and (ref["name"], ref["key"]) in secrets:
+                out[name] = secrets[(ref["name"], ref["key"])]
+        else:
+            raise AssertionError(f"{name}: valueFrom {sorted(source)} is not modelled here")
+    return out
+
+
+def expand_env_references(value: str, defined: dict[str, str]) -> str:
+    """Kubernetes' expansion of an env value (kubernetes/kubernetes,
+    third_party/forked/golang/expansion): $(NAME) becomes NAME's value when NAME is defined
+    before it and stays as it is otherwise, $$ becomes $, and any other $ stays."""
+    out = []
+    i = 0
+    while i < len(value):
+        if value[i] == "$" and i + 1 < len(value):
+            if value[i + 1] == "$":
+                out.append("$")
+                i += 2
+                continue
+            if value[i + 1] == "(":
+                end = value.find(")", i + 2)
+                if end != -1:
+                    name = value[i + 2 : end]
+                    out.append(defined.get(name, value[i : end + 1]))
+                    i = end + 1
+                    continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+def openapi() -> dict:
+    return json.loads((ROOT / "openapi.json").read_text())
+
+
+def openapi_post(path: str) -> dict:
+    """openapi.json's POST operation of `path`, failing plainly when it has none."""
+    paths = openapi()["paths"]
+    assert path in paths, f"openapi.json does not document {path}"
+    assert "post" in paths[path], f"openapi.json has no POST {path}"
+    return paths[path]["post"]
+
+
+def openapi_validator(schema: dict) -> jsonschema.Draft202012Validator:
+    """A validator for a schema of openapi.json (OpenAPI 3.1: JSON Schema 2020-12), its $refs to
+    #/components resolved."""
+    return jsonschema.Draft202012Validator({**schema, "components": openapi()["components"]})
 
 
 def spin_manifest() -> dict:

@@ -16,6 +16,10 @@ import kubernetes_validate
 import pytest
 
 from deploy_support import (
+    ADMIN_BATCH_POLICY,
+    ADMIN_CRONJOBS,
+    ADMIN_EXIT_NO_RETRY,
+    ADMIN_SCRIPT,
     CUSTOM_KINDS,
     DEPLOY,
     K8S_VERSION,
@@ -25,14 +29,18 @@ from deploy_support import (
     PLACEHOLDER_REDIS_URL,
     PRODUCTION_RUNTIME_CONFIG,
     READINESS_PATH,
-    ROOT,
+    PRUNE,
+    RETENTION_DAYS,
     SPINAPP_API,
-    SWEEP_CRONJOB,
-    SWEEP_EXIT_NO_RETRY,
-    SWEEP_PATH,
+    SWEEP,
+    AdminCronJob,
+    container_environment,
     environments,
     envsubst_redis_url,
     one,
+    openapi,
+    openapi_post,
+    openapi_validator,
     parse_docs,
     pod_labels,
     pod_spec,
@@ -65,7 +73,6 @@ EXECUTOR_DEPLOYMENT_FIELDS = {
 # Secret keys that are not credentials (the migrator's libpq connection settings).
 NOT_CREDENTIALS = {("license-edge-migrator", k) for k in ("PGPORT", "PGDATABASE", "PGUSER")}
 README = DEPLOY / "README.md"
-HOUR = 3600
 # The port the operator gives the app's container (spin-operator v0.6.1, pkg/spinapp:
 # HTTPPortName, DefaultHTTPPort); its Service's port 80 targets it by that name.
 APP_PORT_NAME, APP_PORT = "http-app", 80
@@ -397,6 +404,10 @@ def test_runtime_config_names_the_stores_the_components_ask_for():
 def test_config_env_gives_the_addresses(env):
     config = read_env_file(OVERLAYS / env / "config.env")
     assert {"db_host", "token_issuer", "redis_host"} <= set(config)
+    # The prune's retention, in days, as the route accepts it (whole numbers, 1 to 3650).
+    for key, _ in PRUNE.body_from_config:
+        assert re.fullmatch(r"[1-9][0-9]*", config[key]), (key, config[key])
+        assert int(config[key]) in RETENTION_DAYS, (key, config[key])
     assert config["db_host"].rsplit(":", 1)[1] == "5432"
     assert config["redis_host"].rsplit(":", 1)[1] == "6378"
     public_keys = (OVERLAYS / env / "public-keys.json").read_text().strip()
@@ -445,10 +456,10 @@ def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     migrate = one(docs, "NetworkPolicy", "license-edge-migrate-egress")
     assert migrate["spec"]["policyTypes"] == ["Egress"]
     assert egress_rules(migrate) == [(pg, [("TCP", 5432)]), DNS]
-    sweep = one(docs, "NetworkPolicy", "license-edge-kv-sweep-egress")
-    assert sweep["spec"]["policyTypes"] == ["Egress"]
+    admin_batch = one(docs, "NetworkPolicy", ADMIN_BATCH_POLICY)
+    assert admin_batch["spec"]["policyTypes"] == ["Egress"]
     app_pods = f"pods core.spinkube.dev/app-name={spinapp(docs)['metadata']['name']}"
-    assert egress_rules(sweep) == [(app_pods, [("TCP", APP_PORT)]), DNS]
+    assert egress_rules(admin_batch) == [(app_pods, [("TCP", APP_PORT)]), DNS]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -465,6 +476,7 @@ def test_network_policy_addresses_follow_config_env(env, tmp_path):
     config_path.write_text(
         "db_host=192.0.2.10:5432\ntoken_issuer=https://licenses.example.com\n"
         "redis_host=192.0.2.20:6378\n"
+        "prune_sessions_older_than_days=90\nprune_audit_older_than_days=365\n"
     )
     docs = render(copy / "overlays" / env)
     check_network_policies(docs, read_env_file(config_path))
@@ -492,12 +504,13 @@ def test_images_are_set(apps, rendered, env):
     job = one(rendered[f"overlays/{env}/migrate"], "Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert re.fullmatch(r"postgres:\d+(\.\d+)?-alpine", container["image"]), container["image"]
-    # The sweep's image: a released curlimages/curl, by exact version (and digest if pinned),
-    # never `latest`.
-    (sweep,) = pod_spec(one(apps[env], "CronJob", SWEEP_CRONJOB))["containers"]
-    assert re.fullmatch(
-        r"curlimages/curl:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", sweep["image"]
-    ), sweep["image"]
+    # The admin CronJobs' image: a released curlimages/curl, by exact version (and digest if
+    # pinned), never `latest`.
+    for job in ADMIN_CRONJOBS:
+        (container,) = pod_spec(one(apps[env], "CronJob", job.name))["containers"]
+        assert re.fullmatch(
+            r"curlimages/curl:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", container["image"]
+        ), (job.name, container["image"])
 
 
 def test_spin_toml_outbound_hosts_use_db_host():
@@ -545,17 +558,23 @@ def check_locked_down(workload: dict) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_job_pods_are_locked_down(apps, rendered, env):
     check_locked_down(one(rendered[f"overlays/{env}/migrate"], "Job"))
-    check_locked_down(one(apps[env], "CronJob", SWEEP_CRONJOB))
+    for job in ADMIN_CRONJOBS:
+        check_locked_down(one(apps[env], "CronJob", job.name))
 
 
-# --- The key-value sweep CronJob --------------------------------------------------------------
+# --- The CronJobs that call the app's batched admin routes ----------------------------------
 # Spin's key-value API sets no TTLs, and nothing but POST /api/v1/admin/kv/sweep deletes the
-# sess:{id} and vt:{id} entries of sessions that ended. deploy/base/kv-sweep-cronjob.yaml calls it
-# every hour; test_kv_sweep.py runs its script against a stand-in for the app.
+# sess:{id} and vt:{id} entries of sessions that ended: license-edge-kv-sweep calls it every hour.
+# Nothing but POST /api/v1/admin/prune deletes old sessions and audit events from PostgreSQL:
+# license-edge-prune calls it every day with the retention of the overlay's config.env. Both run
+# deploy/base/admin-batch.sh with what deploy/base/admin-cronjob-common.yaml gives both;
+# test_admin_batch.py runs that script against a stand-in for the app.
+
+JOBS = pytest.mark.parametrize("job", ADMIN_CRONJOBS, ids=str)
 
 
-def sweep_container(docs: list[dict]) -> dict:
-    (container,) = pod_spec(one(docs, "CronJob", SWEEP_CRONJOB))["containers"]
+def admin_container(docs: list[dict], job: AdminCronJob) -> dict:
+    (container,) = pod_spec(one(docs, "CronJob", job.name))["containers"]
     return container
 
 
@@ -567,56 +586,90 @@ def container_env(container: dict) -> dict[str, dict]:
     return out
 
 
+@JOBS
 @pytest.mark.parametrize("env", ENVS)
-def test_kv_sweep_cronjob_renders_and_validates(apps, env):
+def test_admin_cronjob_renders_and_validates(apps, env, job):
     docs = apps[env]
-    cronjob = one(docs, "CronJob", SWEEP_CRONJOB)
+    cronjob = one(docs, "CronJob", job.name)
     assert cronjob["apiVersion"] == "batch/v1"
     try:
         kubernetes_validate.validate(cronjob, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as err:
-        pytest.fail(f"{env}: CronJob {SWEEP_CRONJOB}: {err.message}")
+        pytest.fail(f"{env}: CronJob {job.name}: {err.message}")
     # In the SpinApp's namespace, so the Service's short name resolves to the app's Service.
     assert cronjob["metadata"]["namespace"] == spinapp(docs)["metadata"]["namespace"]
-    # The script it mounts is rendered alongside (kustomize gave the ConfigMap a hashed name).
+    # The script it mounts is rendered alongside (kustomize gave the ConfigMap a hashed name),
+    # and it is admin-batch.sh.
     pod = pod_spec(cronjob)
     (volume,) = pod["volumes"]
-    assert one(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+    data = one(docs, "ConfigMap", volume["configMap"]["name"])["data"]
+    assert data == {ADMIN_SCRIPT.name: ADMIN_SCRIPT.read_text()}
+    assert pod_labels(cronjob)["app.kubernetes.io/component"] == job.component
 
 
+@JOBS
 @pytest.mark.parametrize("env", ENVS)
-def test_kv_sweep_runs_hourly_one_at_a_time_and_every_run_ends(apps, env):
-    cronjob = one(apps[env], "CronJob", SWEEP_CRONJOB)
+def test_admin_cronjob_runs_on_schedule_one_at_a_time_and_every_run_ends(apps, env, job):
+    cronjob = one(apps[env], "CronJob", job.name)
     spec = cronjob["spec"]
-    assert re.fullmatch(r"[1-5]?[0-9] \* \* \* \*", spec["schedule"]), spec["schedule"]
+    assert re.fullmatch(job.schedule, spec["schedule"]), spec["schedule"]
+    assert spec["timeZone"] == "Etc/UTC"
     assert spec["concurrencyPolicy"] == "Forbid"
     assert not spec.get("suspend")
-    assert 0 < spec["startingDeadlineSeconds"] < HOUR
+    assert 0 < spec["startingDeadlineSeconds"] < job.period
     assert 1 <= spec["successfulJobsHistoryLimit"] <= 10
     assert 1 <= spec["failedJobsHistoryLimit"] <= 10
-    job = spec["jobTemplate"]["spec"]
+    job_spec = spec["jobTemplate"]["spec"]
     # A run ends before the next slot, whatever the app does.
-    assert 0 < job["activeDeadlineSeconds"] < HOUR
-    assert 0 <= job["backoffLimit"] <= 5
-    container = sweep_container(apps[env])
+    assert 0 < job_spec["activeDeadlineSeconds"] < job.period
+    assert 0 <= job_spec["backoffLimit"] <= 5
+    container = admin_container(apps[env], job)
     env_vars = container_env(container)
     # At most 500 calls a run, and no call waits longer than the run may last.
-    max_calls = int(env_vars["LE_SWEEP_MAX_CALLS"]["value"])
+    max_calls = int(env_vars["LE_ADMIN_MAX_CALLS"]["value"])
     assert 1 <= max_calls <= 500
-    call_timeout = int(env_vars["LE_SWEEP_CALL_TIMEOUT"]["value"])
-    assert 0 < call_timeout < job["activeDeadlineSeconds"]
-    # Exit status 2 (a 401, a 404: retrying cannot cure it) fails the Job without retries.
-    rules = job["podFailurePolicy"]["rules"]
+    call_timeout = int(env_vars["LE_ADMIN_CALL_TIMEOUT"]["value"])
+    assert 0 < call_timeout < job_spec["activeDeadlineSeconds"]
+    # Exit status 2 (a 400, a 401, a 404: retrying cannot cure it) fails the Job without
+    # retries; a drained node's pod does not count as a failure.
+    rules = job_spec["podFailurePolicy"]["rules"]
     fail_job = [r for r in rules if r["action"] == "FailJob"]
     assert [r["onExitCodes"] for r in fail_job] == [
-        {"containerName": container["name"], "operator": "In", "values": [SWEEP_EXIT_NO_RETRY]}
+        {"containerName": container["name"], "operator": "In", "values": [ADMIN_EXIT_NO_RETRY]}
+    ]
+    ignore = [r for r in rules if r["action"] == "Ignore"]
+    assert [r["onPodConditions"] for r in ignore] == [
+        [{"type": "DisruptionTarget", "status": "True"}]
     ]
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_kv_sweep_calls_the_admin_sweep_route_on_the_apps_service(apps, env):
+def test_admin_cronjobs_differ_only_in_name_schedule_route_and_body(apps, env):
+    # The conventions (image, script, token, hardening, bounds, retries) are written once, in
+    # admin-cronjob-common.yaml: the rendered CronJobs agree on everything else.
+    def shared(job: AdminCronJob) -> dict:
+        cronjob = json.loads(json.dumps(one(apps[env], "CronJob", job.name)))
+        spec = cronjob["spec"]
+        del cronjob["metadata"], spec["schedule"], spec["jobTemplate"]["metadata"]
+        template = spec["jobTemplate"]["spec"]["template"]
+        del template["metadata"]
+        (container,) = template["spec"]["containers"]
+        own = {"LE_ADMIN_PATH", "LE_ADMIN_BODY"} | {
+            f"LE_PRUNE_{field.upper()}" for _, field in job.body_from_config or ()
+        }
+        container["env"] = [e for e in container["env"] if e["name"] not in own]
+        return cronjob
+
+    first, *others = ADMIN_CRONJOBS
+    for job in others:
+        assert shared(job) == shared(first), job.name
+
+
+@JOBS
+@pytest.mark.parametrize("env", ENVS)
+def test_admin_cronjob_calls_its_admin_route_on_the_apps_service(apps, env, job):
     docs = apps[env]
-    env_vars = container_env(sweep_container(docs))
+    env_vars = container_env(admin_container(docs, job))
     url = urlsplit(env_vars["LE_APP_URL"]["value"])
     # Plain http to the Service the operator creates for the SpinApp, named after it (port 80),
     # as the probes and the smoke tests reach the app inside the cluster.
@@ -624,18 +677,56 @@ def test_kv_sweep_calls_the_admin_sweep_route_on_the_apps_service(apps, env):
     assert url.hostname == spinapp(docs)["metadata"]["name"], url
     assert url.port in (None, APP_PORT), url
     assert url.path in ("", "/") and not url.query and not url.username, url
-    # kv-sweep.sh appends SWEEP_PATH and POSTs to it (test_kv_sweep.py runs it); that path is
-    # the admin component's, and the API answers POST there and nothing else.
-    route = served_by(SWEEP_PATH)
+    # admin-batch.sh appends LE_ADMIN_PATH and POSTs to it (test_admin_batch.py runs it); that
+    # path is the admin component's, and the API answers POST there and nothing else.
+    assert env_vars["LE_ADMIN_PATH"] == {"name": "LE_ADMIN_PATH", "value": job.path}
+    route = served_by(job.path)
     assert route is not None and route.component == "admin", route
-    openapi = json.loads((ROOT / "openapi.json").read_text())
-    assert set(openapi["paths"][SWEEP_PATH]) == {"post"}
+    assert route.route == "/api/v1/admin/...", route
+    operations = openapi()["paths"].get(job.path)
+    assert operations is not None, f"openapi.json does not document {job.path}"
+    assert set(operations) == {"post"}, sorted(operations)
+    # And the body the CronJob sends is one the route accepts (the prune's retention, in days),
+    # or the route asks for none.
+    post = openapi_post(job.path)
+    body = container_environment(docs, admin_container(docs, job)).get("LE_ADMIN_BODY")
+    if body is None:
+        assert not post.get("requestBody", {}).get("required"), post["requestBody"]
+    else:
+        schema = post["requestBody"]["content"]["application/json"]["schema"]
+        errors = [e.message for e in openapi_validator(schema).iter_errors(json.loads(body))]
+        assert not errors, (body, errors)
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_kv_sweep_takes_the_admin_token_from_the_apps_secret(apps, env):
+def test_prune_body_carries_the_retention_of_config_env(apps, env):
     docs = apps[env]
-    container = sweep_container(docs)
+    config = read_env_file(OVERLAYS / env / "config.env")
+    container = admin_container(docs, PRUNE)
+    # The ConfigMap keys come from the same hashed ConfigMap the SpinApp reads, so a changed
+    # config.env renames it and reaches the CronJob on the next `kubectl apply -k`.
+    config_maps = {
+        e["valueFrom"]["configMapKeyRef"]["name"]
+        for e in container["env"]
+        if "configMapKeyRef" in e.get("valueFrom", {})
+    }
+    assert config_maps == {variables(docs)["db_host"]["valueFrom"]["configMapKeyRef"]["name"]}
+    # The body, as the kubelet makes it: ConfigMap keys read and $(NAME) expanded in order.
+    environment = container_environment(docs, container)
+    body = json.loads(environment["LE_ADMIN_BODY"])
+    assert body == {field: int(config[key]) for key, field in PRUNE.body_from_config}, body
+    assert set(body) == {"sessions_older_than_days", "audit_older_than_days"}
+    for value in body.values():
+        assert type(value) is int and value in RETENTION_DAYS, body
+    # The sweep sends nothing.
+    assert "LE_ADMIN_BODY" not in container_env(admin_container(docs, SWEEP))
+
+
+@JOBS
+@pytest.mark.parametrize("env", ENVS)
+def test_admin_cronjob_takes_the_admin_token_from_the_apps_secret(apps, env, job):
+    docs = apps[env]
+    container = admin_container(docs, job)
     token = container_env(container)["ADMIN_TOKEN"]
     # From the very Secret key the app's admin_token variable reads, and nothing else.
     assert set(token) == {"name", "valueFrom"}, token
@@ -647,15 +738,24 @@ def test_kv_sweep_takes_the_admin_token_from_the_apps_secret(apps, env):
     assert "args" not in container and "envFrom" not in container
     command = " ".join(container["command"])
     assert "TOKEN" not in command.upper() and "Bearer" not in command and "$" not in command
+    # And no other variable refers to it (a $(ADMIN_TOKEN) in a value would copy it).
+    for var in container["env"]:
+        assert "ADMIN_TOKEN" not in var.get("value", ""), var
 
 
+@JOBS
 @pytest.mark.parametrize("env", ENVS)
-def test_kv_sweep_pods_are_the_ones_its_network_policy_selects(apps, env):
-    cronjob = one(apps[env], "CronJob", SWEEP_CRONJOB)
-    policy = one(apps[env], "NetworkPolicy", "license-edge-kv-sweep-egress")
-    labels = pod_labels(cronjob)
-    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+def test_admin_cronjob_pods_are_the_ones_its_network_policy_selects(apps, env, job):
+    cronjob = one(apps[env], "CronJob", job.name)
+    policy = one(apps[env], "NetworkPolicy", ADMIN_BATCH_POLICY)
+    assert selects(policy["spec"]["podSelector"], pod_labels(cronjob))
     assert cronjob["metadata"]["namespace"] == policy["metadata"]["namespace"]
+    # And no other pod of the app's: not the app's own, not the migration Job's.
+    assert not selects(policy["spec"]["podSelector"], app_pod(apps[env]).labels)
+    assert not selects(
+        policy["spec"]["podSelector"],
+        {"app.kubernetes.io/name": "license-edge", "app.kubernetes.io/component": "migrate"},
+    )
 
 
 # What the NetworkPolicies allow, evaluated the way Kubernetes does for pods (matchLabels and
@@ -762,26 +862,30 @@ def app_pod(docs: list[dict]) -> Pod:
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
 
 
+@JOBS
 @pytest.mark.parametrize("env", ENVS)
-def test_kv_sweep_pods_may_reach_the_app_and_dns_and_nothing_else(apps, env):
+def test_admin_cronjob_pods_may_reach_the_app_and_dns_and_nothing_else(apps, env, job):
     docs = apps[env]
     app = app_pod(docs)
-    sweep = Pod(app.namespace, pod_labels(one(docs, "CronJob", SWEEP_CRONJOB)))
+    caller = Pod(app.namespace, pod_labels(one(docs, "CronJob", job.name)))
     # The app's port, whatever policy selects either side; and DNS for the Service's name.
-    assert allowed(docs, sweep, app, "TCP", APP_PORT)
-    assert allowed(docs, sweep, KUBE_DNS, "UDP", 53) and allowed(docs, sweep, KUBE_DNS, "TCP", 53)
-    # Nothing else: another port of the app, another pod, the app's pods in another namespace.
-    assert not allowed(docs, sweep, app, "TCP", 8080)
-    assert not allowed(docs, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
-    assert not allowed(docs, sweep, Pod("elsewhere", app.labels, app.port_names), "TCP", APP_PORT)
+    assert allowed(docs, caller, app, "TCP", APP_PORT)
+    assert allowed(docs, caller, KUBE_DNS, "UDP", 53) and allowed(docs, caller, KUBE_DNS, "TCP", 53)
+    # Nothing else: another port of the app, another pod, the app's pods in another namespace,
+    # PostgreSQL's port on another pod.
+    assert not allowed(docs, caller, app, "TCP", 8080)
+    assert not allowed(docs, caller, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
+    assert not allowed(docs, caller, Pod("elsewhere", app.labels, app.port_names), "TCP", APP_PORT)
+    assert not allowed(docs, caller, Pod(app.namespace, {"app": "postgres"}), "TCP", 5432)
 
 
-def test_network_policy_evaluation_follows_kubernetes(apps):
+@JOBS
+def test_network_policy_evaluation_follows_kubernetes(apps, job):
     # A guard on the evaluator the test above relies on: an ingress policy on the app's pods
-    # that does not admit the sweep must be caught, and one that admits it must pass.
+    # that does not admit the CronJob's pods must be caught, and one that admits them must pass.
     docs = apps[ENVS[0]]
     app = app_pod(docs)
-    sweep = Pod(app.namespace, pod_labels(one(docs, "CronJob", SWEEP_CRONJOB)))
+    sweep = Pod(app.namespace, pod_labels(one(docs, "CronJob", job.name)))
 
     def ingress(*peers: dict, ports=None) -> dict:
         rule = {"from": list(peers)} | ({"ports": ports} if ports else {})
@@ -796,14 +900,21 @@ def test_network_policy_evaluation_follows_kubernetes(apps):
         }
 
     load_balancer = {"ipBlock": {"cidr": "35.191.0.0/16"}}
-    kv_sweep = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "kv-sweep"}}}
+    kv_sweep = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": job.component}}}
+    # As deploy/README.md suggests admitting both CronJobs at once.
     by_expression = {
         "podSelector": {
             "matchExpressions": [
-                {"key": "app.kubernetes.io/component", "operator": "In", "values": ["kv-sweep"]}
+                {
+                    "key": "app.kubernetes.io/component",
+                    "operator": "In",
+                    "values": [j.component for j in ADMIN_CRONJOBS],
+                }
             ]
         }
     }
+    someone_else = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "migrate"}}}
+    assert not allowed(docs + [ingress(someone_else)], sweep, app, "TCP", APP_PORT)
     assert not allowed(docs + [ingress(load_balancer)], sweep, app, "TCP", APP_PORT)
     assert allowed(docs + [ingress(load_balancer, kv_sweep)], sweep, app, "TCP", APP_PORT)
     assert allowed(docs + [ingress(by_expression)], sweep, app, "TCP", APP_PORT)
@@ -811,8 +922,8 @@ def test_network_policy_evaluation_follows_kubernetes(apps):
     assert allowed(docs + [named], sweep, app, "TCP", APP_PORT)
     other_port = ingress(kv_sweep, ports=[{"protocol": "TCP", "port": 8080}])
     assert not allowed(docs + [other_port], sweep, app, "TCP", APP_PORT)
-    # Egress: without the sweep's policy the pod could go anywhere; with it, only where it says.
-    without = [d for d in docs if d["metadata"]["name"] != "license-edge-kv-sweep-egress"]
+    # Egress: without its policy the pod could go anywhere; with it, only where it says.
+    without = [d for d in docs if d["metadata"]["name"] != ADMIN_BATCH_POLICY]
     assert allowed(without, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
     assert not allowed(docs, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
 
@@ -854,13 +965,36 @@ def test_readme_memorystore_never_evicts():
             assert policy == "noeviction", command
 
 
-def test_readme_runs_the_sweep_cronjob_that_exists(apps):
+def test_readme_runs_each_admin_cronjob_that_exists(apps):
     runs = [c for c in readme_commands() if "create job --from=cronjob/" in c]
-    assert runs, "deploy/README.md does not say how to run the sweep by hand"
-    for command in runs:
-        name = re.search(r"--from=cronjob/(\S+)", command).group(1)
-        assert name == SWEEP_CRONJOB, command
+    named = {re.search(r"--from=cronjob/(\S+)", c).group(1) for c in runs}
+    names = {job.name for job in ADMIN_CRONJOBS}
+    # Every CronJob it runs by hand exists, and it says how to run each by hand.
+    assert named == names, (sorted(named), sorted(names))
     for env in ENVS:
-        one(apps[env], "CronJob", SWEEP_CRONJOB)
+        for job in ADMIN_CRONJOBS:
+            one(apps[env], "CronJob", job.name)
+    # Each run of the script from a workstation names a route a CronJob calls, and there is one
+    # for each.
+    scripted = [c for c in readme_commands() if ADMIN_SCRIPT.name in c and "LE_ADMIN_PATH=" in c]
+    paths = {re.search(r"LE_ADMIN_PATH=(\S+)", c).group(1) for c in scripted}
+    assert paths == {job.path for job in ADMIN_CRONJOBS}, sorted(paths)
+
+
+def test_readme_lists_both_admin_cronjobs_and_the_retention_settings():
     text = README.read_text()
-    assert "kv-sweep-cronjob.yaml" in text and "noeviction" in text
+    for job in ADMIN_CRONJOBS:
+        assert job.name in text and job.path in text, job.name
+    for name in ("kv-sweep-cronjob.yaml", "prune-cronjob.yaml", "admin-cronjob-common.yaml"):
+        assert name in text, name
+    assert ADMIN_SCRIPT.name in text and ADMIN_BATCH_POLICY in text
+    assert "noeviction" in text
+    # The retention: its keys, its defaults, where it lives; and why a prune, not partitions.
+    for key, _ in PRUNE.body_from_config:
+        assert f"`{key}`" in text, key
+    assert "config.env" in text and "90" in text and "365" in text
+    assert "partition" in text
+    # The Contents list every section, the prune's included.
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    contents = re.findall(r"^- \[(.+?)\]\(#", text, flags=re.M)
+    assert contents == headings[1:], (contents, headings)
