@@ -41,8 +41,16 @@ ON CONFLICT (license_id) DO UPDATE SET counted = EXCLUDED.counted;
 
 -- The sessions occupying a license's seats, in the order their holds end.
 CREATE INDEX IF NOT EXISTS sessions_counted ON sessions (license_id, seat_until) WHERE counted;
--- 0003's index over every session of a license served the count this replaces.
+-- This machine's live session: the equality and the order of the lookup below in one index, so
+-- that no plan (a generic one included) walks a large license's live sessions instead.
+CREATE INDEX IF NOT EXISTS sessions_by_machine_live ON sessions (license_id, machine_hash, expires_at)
+    WHERE ended_at IS NULL;
+-- Indexes that served the counts and lookups this replaces: 0003's over every session of a
+-- license, and 0001's live sessions by expiry and by machine, which a generic plan of the
+-- machine lookup could walk from end to end on a license with 50,000 live sessions.
 DROP INDEX IF EXISTS sessions_holding;
+DROP INDEX IF EXISTS sessions_live;
+DROP INDEX IF EXISTS sessions_by_machine;
 
 -- The seat decision (as 0003's, same signature and answer): under the license row lock, on the
 -- database's clock read after it.
