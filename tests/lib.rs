@@ -528,3 +528,32 @@ pub async fn count_drift(db: &str) -> Vec<String> {
         .map(|r| r.get(0))
         .collect()
 }
+
+/// The real app in the test host over a fresh migrated database and the shared Redis: where
+/// the seat and integrity suites start.
+pub struct World {
+    /// The app.
+    pub host: Host,
+    /// Its database's URL.
+    pub db: String,
+    /// The shared Redis, as the app's key-value store.
+    pub kv: spin_test_host::kv::Backend,
+}
+
+/// A new [`World`].
+pub async fn world() -> World {
+    let db = migrated_database().await;
+    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
+    World {
+        host,
+        db,
+        kv: spin_test_host::kv::Backend::redis(&redis_url()).expect("a Redis URL"),
+    }
+}
+
+impl World {
+    /// A license in this world's database and read model.
+    pub async fn license(&self, spec: LicenseSpec) -> TestLicense {
+        create_license(&self.db, &self.kv, spec).await
+    }
+}

@@ -8,8 +8,8 @@
 use integration_tests::proxy::PausableProxy;
 use integration_tests::{
     admin_license, admin_request, app, count_drift, create_license, fill_live_sessions,
-    migrated_database, now_ms, pg_client, redis_runtime_config, redis_url, root, LicenseSpec,
-    TestLicense, ISSUER,
+    migrated_database, now_ms, pg_client, redis_runtime_config, redis_url, root, world,
+    LicenseSpec, TestLicense, World, ISSUER,
 };
 use license_edge::edge::{
     decode, license_key, sealed_key, session_key, LicenseState, SessionEnded,
@@ -23,28 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire/";
-
-struct World {
-    host: Host,
-    db: String,
-    kv: Backend,
-}
-
-impl World {
-    async fn license(&self, spec: LicenseSpec) -> TestLicense {
-        create_license(&self.db, &self.kv, spec).await
-    }
-}
-
-async fn world() -> World {
-    let db = migrated_database().await;
-    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
-    World {
-        host,
-        db,
-        kv: Backend::redis(&redis_url()).unwrap(),
-    }
-}
 
 async fn acquire(host: &Host, key: &str, machine: &str) -> TestResponse {
     let auth = format!("Bearer {key}");
@@ -507,16 +485,24 @@ async fn a_seat_decision_killed_between_its_statements_leaves_the_count_exact() 
     drop(tx);
     drop(holder);
     drop(watcher);
+    // Until the postmaster has reset every backend, a new connection may still be cut; wait
+    // for one that survives half a second of queries.
     let mut after = None;
     for _ in 0..100 {
-        if let Ok((client, conn)) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await {
-            tokio::spawn(conn);
-            if client.query_one("SELECT 1", &[]).await.is_ok() {
-                after = Some(client);
-                break;
-            }
-        }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok((client, conn)) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await else {
+            continue;
+        };
+        tokio::spawn(conn);
+        let mut steady = true;
+        for _ in 0..5 {
+            steady &= client.query_one("SELECT 1", &[]).await.is_ok();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if steady {
+            after = Some(client);
+            break;
+        }
     }
     let after = after.expect("PostgreSQL is back after its crash recovery");
     assert_eq!(count_drift(&db).await, Vec::<String>::new());

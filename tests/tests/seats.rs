@@ -2,37 +2,22 @@
 //! the life cycle, re-acquire, the seat limit, lapse, release, borrow, every refusal (each
 //! leaving the seats and licenses untouched), rate limiting and SQL injection attempts.
 
-use integration_tests::{
-    app, create_license, migrated_database, pg_client, redis_runtime_config, redis_url,
-    LicenseSpec, TestLicense,
-};
+use integration_tests::{pg_client, world, LicenseSpec, World};
 use serde_json::{json, Value};
-use spin_test_host::kv::Backend;
-use spin_test_host::{Host, TestResponse};
+use spin_test_host::TestResponse;
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire/";
 
-struct World {
-    host: Host,
-    db: String,
-    kv: Backend,
+/// The seat routes as this suite calls them.
+trait SeatCalls {
+    async fn acquire(&self, key: &str, machine: &str) -> TestResponse;
+    async fn session(&self, method: &str, key: &str, path: &str, body: &str) -> TestResponse;
+    async fn validate(&self, token: &str) -> Value;
+    async fn state(&self) -> String;
+    async fn live_sessions(&self, license: &str) -> i64;
 }
 
-async fn world() -> World {
-    let db = migrated_database().await;
-    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
-    World {
-        host,
-        db,
-        kv: Backend::redis(&redis_url()).unwrap(),
-    }
-}
-
-impl World {
-    async fn license(&self, spec: LicenseSpec) -> TestLicense {
-        create_license(&self.db, &self.kv, spec).await
-    }
-
+impl SeatCalls for World {
     async fn acquire(&self, key: &str, machine: &str) -> TestResponse {
         let auth = format!("Bearer {key}");
         let body = json!({"machine_id": machine, "metadata": {"hostname": "ws-1"}}).to_string();
