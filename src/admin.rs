@@ -881,8 +881,8 @@ pub struct NewLicense {
 }
 
 /// `POST /licenses`: `{"product_id", "max_seats", "plan"?, "features"?, "expires_at"?,
-/// "lease_seconds"?, "max_borrow_seconds"?, "offline_grace_seconds"?, "rate_limit_per_minute"?}`. An end date must be in
-/// the future.
+/// "lease_seconds"?, "max_borrow_seconds"?, "offline_grace_seconds"?,
+/// "rate_limit_per_minute"?}`. An end date must be in the future.
 pub fn parse_new_license(
     body: &[u8],
     content_type: Option<&str>,
@@ -1070,6 +1070,13 @@ pub struct License {
     pub updated_at: i64,
     /// Bumped by every change; the read model's writers converge on it.
     pub version: i64,
+}
+
+impl License {
+    /// The read-model entry for this license, written at `now_ms`.
+    pub fn state(&self, now_ms: i64) -> LicenseState {
+        license_state(self.status, self.expires_at, self.version, now_ms)
+    }
 }
 
 /// A session (seat lease) as the SQL functions answer it.

@@ -157,13 +157,14 @@ pub struct SeatLicense {
 }
 
 /// Maps a seat function's refusal outcome to the error the client sees; `None` for the
-/// outcomes that grant (`counted`, `created`, `existing`, `renewed`, `borrowed`, `released`,
+/// outcomes that grant (`created`, `existing`, `renewed`, `borrowed`, `released`,
 /// `already_ended`). An outcome the app does not know is an internal error. (A release's
 /// `borrowed` refusal carries a time and is answered by the caller.)
 pub fn refusal(outcome: &str) -> Option<ApiError> {
     Some(match outcome {
-        "counted" | "created" | "existing" | "renewed" | "borrowed" | "released"
-        | "already_ended" => return None,
+        "created" | "existing" | "renewed" | "borrowed" | "released" | "already_ended" => {
+            return None
+        }
         "unknown_key" => ApiError::Unauthorized,
         "suspended" => ApiError::LicenseSuspended,
         "revoked" => ApiError::LicenseRevoked,

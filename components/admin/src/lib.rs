@@ -430,13 +430,7 @@ fn update_license(req: &Request, id: &str, now: i64) -> Result<Response, ApiErro
     }
     let updated: Updated = decode(body)?;
     // Written even when nothing changed, so that a retry after a key-value failure propagates.
-    let l = &updated.license;
-    propagate(
-        &conn,
-        &id,
-        license_state(l.status, l.expires_at, l.version, now),
-        now,
-    )?;
+    propagate(&conn, &id, updated.license.state(now), now)?;
     Ok(json(
         200,
         &updated_license_json(&updated.license, updated.active_seats),
@@ -465,8 +459,7 @@ fn set_status(
     )?;
     let license: License = decode(body)?;
     // Written even when unchanged, so that a retry after a key-value failure propagates.
-    let state = license_state(license.status, license.expires_at, license.version, now);
-    propagate(&conn, &id, state, now)?;
+    propagate(&conn, &id, license.state(now), now)?;
     let mut body = license_json(&license);
     body["changed"] = json!(outcome == "changed");
     Ok(json(200, &body))
