@@ -4,18 +4,16 @@
 //! A well-formed request about a bad token is answered 200 `{"valid": false, "code": ...}`, as
 //! Keygen and Unkey do; only a malformed request is a 4xx.
 
-use crate::api::{bearer, json_body, optional_string, ApiError};
-use crate::claims::Claims;
-use crate::edge::Standing;
-use crate::error::TokenError;
+use crate::api::{bearer, json_body, optional_string, ApiError, Bearer};
+use crate::read_model::Standing;
+use crate::seats::MAX_MACHINE_ID_LEN;
 use crate::time::rfc3339_from_millis;
+use license_edge_token::{Claims, TokenError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The largest validate request body (a token is at most 4 KiB; the rest is small).
 pub const MAX_VALIDATE_BODY: usize = 8 * 1024;
-/// The longest machine id accepted, in bytes.
-pub const MAX_MACHINE_ID_LEN: usize = 256;
 /// The longest product name accepted, in bytes.
 pub const MAX_PRODUCT_LEN: usize = 128;
 
@@ -40,9 +38,9 @@ pub fn parse_request(
     let object = json_body(body, content_type, MAX_VALIDATE_BODY)?;
     let in_body = optional_string(&object, "token", MAX_VALIDATE_BODY)?;
     let in_header = match bearer(authorization) {
-        None => None,
-        Some(Ok(token)) => Some(token.to_owned()),
-        Some(Err(())) => {
+        Bearer::Absent => None,
+        Bearer::Credential(token) => Some(token.to_owned()),
+        Bearer::Malformed => {
             return Err(ApiError::InvalidField {
                 field: "authorization",
                 reason: "must be `Bearer <token>`".into(),

@@ -8,7 +8,7 @@
 //!
 //! Changes validation must see are written through to the key-value store in the same
 //! request, after PostgreSQL (the source of truth), and the writer then reads the license's
-//! version back and writes again while it is stale (`license_edge::edge::converge`), so that
+//! version back and writes again while it is stale (`license_edge::read_model::converge`), so that
 //! two changes whose writes land out of order still leave the store equal to the database. A
 //! key-value failure answers 503 `revocation_unavailable` saying the change is recorded, and a
 //! retry or the rebuild propagates it. A new license is the exception: its entry is written
@@ -16,24 +16,28 @@
 //! it; an entry without a row is harmless (no token can name that license) and is removed on
 //! failure.
 
-use edge_http::db::{self, text_or_null, Row};
-use edge_http::{
-    end_session, error, header, json, method_name, new_request_id, normalized_path, now_millis,
-    random16, read_request,
+use edge_io::db::{self, text_or_null, Row};
+use edge_io::kv::end_session;
+use edge_io::{
+    error, header, json, method_name, new_request_id, normalized_path, now_millis, random16,
+    read_request,
 };
 use license_edge::admin::{
-    self, audit_event_json, authorize, created_license_json, from_db, is_id, license_detail_json,
-    license_json, license_state, list_body, new_id, new_license_key, organization_json, paginate,
-    parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_prune,
-    parse_query, parse_status_change, product_json, rebuild_json, released_json, route,
-    session_json, sweep_json, updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint,
-    License, LicenseDetail, LicenseStanding, Organization, Product, Session, StatusAction,
-    SweepBatch, MAX_ADMIN_BODY, MAX_EMBEDDED_SESSIONS,
+    self, audit_event_json, authorize, created_license_json, from_db, license_detail_json,
+    license_json, license_state, new_license_key, organization_json, parse_license_patch,
+    parse_new_license, parse_new_organization, parse_new_product, parse_prune, parse_status_change,
+    product_json, rebuild_json, released_json, route, session_json, sweep_json,
+    updated_license_json, AuditEvent, EndedSession, Endpoint, License, LicenseDetail,
+    LicenseStanding, Organization, Product, Session, StatusAction, SweepBatch, MAX_ADMIN_BODY,
+    MAX_EMBEDDED_SESSIONS,
 };
+use license_edge::api::query::{list_body, paginate, parse_query, Cursor, Query};
+use license_edge::api::request::{is_id, new_id};
 use license_edge::api::ApiError;
-use license_edge::edge::{
-    converge, encode, license_key, marker_needed, sealed_key, session_key, Converged, LicenseState,
-    LicenseStatus, SessionEnded,
+use license_edge::outcome::AdminOutcome;
+use license_edge::read_model::{
+    converge, encode, license_key, marker_needed, session_key, verify_cache_key, Converged,
+    LicenseState, LicenseStatus, SessionEnded,
 };
 use license_edge::seats::{is_session_id, license_key_hash};
 use serde::de::DeserializeOwned;
@@ -102,11 +106,11 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
 // --- Plumbing --------------------------------------------------------------------------------
 
 /// Calls an admin SQL function; answers its outcome and body, or its refusal as an error.
-fn call(conn: &Connection, sql: &str, params: &[P]) -> Result<(String, Value), ApiError> {
+fn call(conn: &Connection, sql: &str, params: &[P]) -> Result<(AdminOutcome, Value), ApiError> {
     let set = db::query(conn, sql, params)?;
     let row = Row::first(&set)?;
-    let outcome = row.required_text("o_outcome")?;
-    admin::outcome(&outcome)?;
+    let outcome = row.outcome(AdminOutcome::parse)?;
+    admin::outcome(outcome)?;
     Ok((outcome, row.json("o_body")?))
 }
 
@@ -150,6 +154,40 @@ fn limit_param(limit: u32) -> P {
     P::Int32(i32::try_from(limit).unwrap_or(i32::MAX))
 }
 
+/// A list route: its SQL function is called with the `filters` (checked after the page
+/// parameters, so a bad `limit` or `cursor` is refused first), the cursor's time and id, the
+/// page size and then `trailing`; the items it answers are paged by their `(time, id)` key and
+/// shown with `show`.
+fn list<T: DeserializeOwned>(
+    sql: &str,
+    q: &Query,
+    filters: impl FnOnce() -> Result<Vec<P>, ApiError>,
+    trailing: Vec<P>,
+    key: impl Fn(&T) -> (i64, &str),
+    show: impl Fn(&T) -> Value,
+) -> Result<Response, ApiError> {
+    let limit = q.limit()?;
+    let [at, id] = cursor_params(q.cursor()?);
+    let mut params = filters()?;
+    params.extend([at, id, limit_param(limit)]);
+    params.extend(trailing);
+    let conn = db::open()?;
+    let (_, body) = call(&conn, sql, &params)?;
+    let items: Vec<T> = decode(body)?;
+    let (items, next) = paginate(items, limit, |item| {
+        let (at, id) = key(item);
+        Cursor {
+            at,
+            id: id.to_owned(),
+        }
+        .encode()
+    });
+    Ok(json(
+        200,
+        &list_body(items.iter().map(show).collect(), next),
+    ))
+}
+
 fn store() -> Result<key_value::Store, key_value::Error> {
     key_value::Store::open_default()
 }
@@ -173,7 +211,7 @@ fn latest_states(
 }
 
 /// Writes a license's standing to the read model after PostgreSQL recorded it, then converges
-/// on the database's latest version (see `license_edge::edge::converge`).
+/// on the database's latest version (see `license_edge::read_model::converge`).
 fn propagate(conn: &Connection, id: &str, first: LicenseState, now: i64) -> Result<(), ApiError> {
     let not_propagated = |what: &str| {
         eprintln!("admin: license {id} changed in PostgreSQL, but {what}");
@@ -206,26 +244,14 @@ fn propagate(conn: &Connection, id: &str, first: LicenseState, now: i64) -> Resu
 
 fn list_organizations(q: &str) -> Result<Response, ApiError> {
     let q = parse_query(q, &["limit", "cursor"])?;
-    let limit = q.limit()?;
-    let [at, id] = cursor_params(q.cursor()?);
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    list(
         "SELECT * FROM le_admin_organizations($1::bigint, $2::text, $3::int)",
-        &[at, id, limit_param(limit)],
-    )?;
-    let items: Vec<Organization> = decode(body)?;
-    let (items, next) = paginate(items, limit, |o| {
-        Cursor {
-            at: o.created_at,
-            id: o.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(organization_json).collect(), next),
-    ))
+        &q,
+        || Ok(vec![]),
+        vec![],
+        |o: &Organization| (o.created_at, &o.id),
+        organization_json,
+    )
 }
 
 fn create_organization(req: &Request, now: i64) -> Result<Response, ApiError> {
@@ -260,26 +286,14 @@ fn get_organization(q: &str, id: &str) -> Result<Response, ApiError> {
 fn list_products(q: &str) -> Result<Response, ApiError> {
     let q = parse_query(q, &["organization_id", "limit", "cursor"])?;
     let org = q.id("organization_id", "org")?;
-    let limit = q.limit()?;
-    let [at, id] = cursor_params(q.cursor()?);
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    list(
         "SELECT * FROM le_admin_products($1::text, $2::bigint, $3::text, $4::int)",
-        &[text_or_null(org.as_deref()), at, id, limit_param(limit)],
-    )?;
-    let items: Vec<Product> = decode(body)?;
-    let (items, next) = paginate(items, limit, |p| {
-        Cursor {
-            at: p.created_at,
-            id: p.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(product_json).collect(), next),
-    ))
+        &q,
+        || Ok(vec![text_or_null(org.as_deref())]),
+        vec![],
+        |p: &Product| (p.created_at, &p.id),
+        product_json,
+    )
 }
 
 fn create_product(req: &Request, now: i64) -> Result<Response, ApiError> {
@@ -323,26 +337,20 @@ fn list_licenses(q: &str) -> Result<Response, ApiError> {
     let org = q.id("organization_id", "org")?;
     let product = q.id("product_id", "prod")?;
     let status = q.one_of("status", &["active", "suspended", "revoked"])?;
-    let limit = q.limit()?;
-    let [at, id] = cursor_params(q.cursor()?);
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    list(
         "SELECT * FROM le_admin_licenses($1::text, $2::text, $3::text, $4::bigint, $5::text, $6::int)",
-        &[text_or_null(org.as_deref()), text_or_null(product.as_deref()), text_or_null(status), at, id, limit_param(limit)],
-    )?;
-    let items: Vec<License> = decode(body)?;
-    let (items, next) = paginate(items, limit, |l| {
-        Cursor {
-            at: l.created_at,
-            id: l.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(license_json).collect(), next),
-    ))
+        &q,
+        || {
+            Ok(vec![
+                text_or_null(org.as_deref()),
+                text_or_null(product.as_deref()),
+                text_or_null(status),
+            ])
+        },
+        vec![],
+        |l: &License| (l.created_at, &l.id),
+        license_json,
+    )
 }
 
 fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
@@ -461,7 +469,7 @@ fn set_status(
     // Written even when unchanged, so that a retry after a key-value failure propagates.
     propagate(&conn, &id, license.state(now), now)?;
     let mut body = license_json(&license);
-    body["changed"] = json!(outcome == "changed");
+    body["changed"] = json!(outcome == AdminOutcome::Changed);
     Ok(json(200, &body))
 }
 
@@ -472,34 +480,19 @@ fn license_sessions(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
     let state = q
         .one_of("status", &["live", "ended", "all"])?
         .unwrap_or("live");
-    let limit = q.limit()?;
-    let [at, cursor_id] = cursor_params(q.cursor()?);
-    let id = checked_id("lic", id, "license")?;
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    list(
         "SELECT * FROM le_admin_sessions($1, $2, $3::bigint, $4::text, $5::int, $6)",
-        &[
-            P::Str(id),
-            P::Str(state.to_owned()),
-            at,
-            cursor_id,
-            limit_param(limit),
-            P::Int64(now),
-        ],
-    )?;
-    let items: Vec<Session> = decode(body)?;
-    let (items, next) = paginate(items, limit, |s| {
-        Cursor {
-            at: s.started_at,
-            id: s.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(|s| session_json(s, now)).collect(), next),
-    ))
+        &q,
+        || {
+            Ok(vec![
+                P::Str(checked_id("lic", id, "license")?),
+                P::Str(state.to_owned()),
+            ])
+        },
+        vec![P::Int64(now)],
+        |s: &Session| (s.started_at, &s.id),
+        |s| session_json(s, now),
+    )
 }
 
 fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
@@ -547,7 +540,7 @@ fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
             &released.license_id,
             released.ended_at,
             released.seat_until,
-            outcome == "already_ended",
+            outcome == AdminOutcome::AlreadyEnded,
         ),
     ))
 }
@@ -657,7 +650,7 @@ fn rewrite_licenses(
         let mut pending: Vec<(String, LicenseState)> =
             batch.iter().map(|l| (l.id.clone(), l.state(now))).collect();
         written += pending.len() as u64;
-        for _ in 0..license_edge::edge::MAX_CONVERGE_ROUNDS {
+        for _ in 0..license_edge::read_model::MAX_CONVERGE_ROUNDS {
             for (id, state) in &pending {
                 kv.set(&license_key(id), &encode(state))
                     .map_err(kv_failed)?;
@@ -736,7 +729,7 @@ fn sweep(q: &str) -> Result<Response, ApiError> {
         let batch: SweepBatch = decode(body)?;
         for id in &batch.sessions {
             kv.delete(&session_key(id)).map_err(kv_failed)?;
-            kv.delete(&sealed_key(id)).map_err(kv_failed)?;
+            kv.delete(&verify_cache_key(id)).map_err(kv_failed)?;
         }
         let Some(cursor) = batch.cursor else {
             return Ok(json(200, &sweep_json(swept, until, false)));
