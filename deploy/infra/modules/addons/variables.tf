@@ -1,0 +1,4 @@
+variable "app_namespace" {
+  type        = string
+  description = "The app's namespace: license-edge (production) or license-edge-staging."
+}
