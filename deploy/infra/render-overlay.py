@@ -6,6 +6,7 @@ Usage:
   tofu -chdir=deploy/infra/environments/ENV output -json > ENV.json
   deploy/infra/render-overlay.py ENV ENV.json                      # addresses and image name
   deploy/infra/render-overlay.py ENV ENV.json --digest sha256:...  # ... and the image's digest
+  deploy/infra/render-overlay.py ENV --digest sha256:...           # the digest only (pipeline)
 
 What it changes, in deploy/overlays/ENV (comments and other lines stay as they are):
   config.env          db_host   = the Cloud SQL instance's DNS name, port 5432 (the name its server
@@ -95,13 +96,27 @@ def set_image(text: str, image: str, digest: str | None) -> str:
     return text[: match.start("body")] + entry + text[match.end("body") :]
 
 
-def render(env: str, outputs: dict, digest: str | None) -> dict[Path, str]:
-    """The new content of each file this script writes, by path."""
+def current_image(kustomization: Path) -> str:
+    match = re.search(r"^images:\n  - name: license-edge\n    newName: *(\S+)$", kustomization.read_text(), re.M)
+    if match is None:
+        raise RenderError(f"{kustomization} names no image for license-edge")
+    return match[1]
+
+
+def render(env: str, outputs: dict | None, digest: str | None) -> dict[Path, str]:
+    """The new content of each file this script writes, by path. Without outputs, only the
+    digest is set, on the image the overlay already names."""
     overlay = OVERLAYS / env
     kustomization = overlay / "kustomization.yaml"
     config = overlay / "config.env"
     if not kustomization.is_file():
         raise RenderError(f"no overlay {overlay}")
+    if digest is not None and not DIGEST.match(digest):
+        raise RenderError(f"not a sha256 digest: {digest!r}")
+    if outputs is None:
+        if digest is None:
+            raise RenderError("give the outputs, a --digest, or both")
+        return {kustomization: set_image(kustomization.read_text(), current_image(kustomization), digest)}
     values = output_values(outputs)
 
     namespace = require(values, "namespace")
@@ -122,9 +137,6 @@ def render(env: str, outputs: dict, digest: str | None) -> dict[Path, str]:
     image = require(values, "image")
     if not re.match(r"^[a-z0-9-]+-docker\.pkg\.dev/[a-z0-9-]+/[a-z0-9-]+/license-edge$", image):
         raise RenderError(f"output image is not an Artifact Registry image: {image!r}")
-    if digest is not None and not DIGEST.match(digest):
-        raise RenderError(f"not a sha256 digest: {digest!r}")
-
     return {
         config: set_env_values(
             config.read_text(),
@@ -137,12 +149,17 @@ def render(env: str, outputs: dict, digest: str | None) -> dict[Path, str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("env", help="staging or production (deploy/overlays/ENV)")
-    parser.add_argument("outputs", help="the file `tofu output -json` wrote, or - for stdin")
+    parser.add_argument(
+        "outputs", nargs="?", help="the file `tofu output -json` wrote, or - for stdin"
+    )
     parser.add_argument("--digest", help="the image digest to deploy (sha256:...)")
     args = parser.parse_args(argv)
     try:
-        text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text()
-        files = render(args.env, json.loads(text), args.digest)
+        outputs = None
+        if args.outputs is not None:
+            text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text()
+            outputs = json.loads(text)
+        files = render(args.env, outputs, args.digest)
     except (OSError, json.JSONDecodeError, RenderError) as e:
         print(f"render-overlay: {e}", file=sys.stderr)
         return 1

@@ -7,6 +7,16 @@
 #   deployer: jobs of GitHub environment ENV: pushes the app (staging), applies manifests;
 #   planner:  pull-request jobs (staging only): reads what `tofu plan` must refresh.
 
+locals {
+  # GitHub's subject claim for a job that runs in GitHub environment ENV, and for a pull request.
+  deployer_subject = "repo:${var.github_repository}:environment:${var.environment}"
+  planner_subject  = "repo:${var.github_repository}:pull_request"
+  subjects = concat(
+    [local.deployer_subject],
+    var.pull_request_planner ? [local.planner_subject] : [],
+  )
+}
+
 resource "google_iam_workload_identity_pool" "github" {
   project                   = var.project_id
   workload_identity_pool_id = "github-${var.environment}"
@@ -14,6 +24,7 @@ resource "google_iam_workload_identity_pool" "github" {
 }
 
 resource "google_iam_workload_identity_pool_provider" "github" {
+  #checkov:skip=CKV_GCP_125:The condition compares assertion.sub with exact repo:OWNER/REPO:environment:ENV subjects, built from variables checkov does not evaluate; tests/infra checks its shape
   project                            = var.project_id
   workload_identity_pool_id          = google_iam_workload_identity_pool.github.workload_identity_pool_id
   workload_identity_pool_provider_id = "github"
@@ -24,8 +35,9 @@ resource "google_iam_workload_identity_pool_provider" "github" {
     "attribute.repository" = "assertion.repository"
     "attribute.ref"        = "assertion.ref"
   }
-  # Tokens of this repository only; no other repository's workflow gets in.
-  attribute_condition = "assertion.repository == '${var.github_repository}'"
+  # Tokens of this repository's jobs that this environment serves, and no other: the subject
+  # names the repository and the job's GitHub environment (or the pull-request event).
+  attribute_condition = join(" || ", [for s in local.subjects : "assertion.sub == '${s}'"])
 
   oidc {
     issuer_uri = "https://token.actions.githubusercontent.com"
@@ -34,9 +46,6 @@ resource "google_iam_workload_identity_pool_provider" "github" {
 
 locals {
   pool = google_iam_workload_identity_pool.github.name
-  # GitHub's subject claim for a job that runs in GitHub environment ENV, and for a pull request.
-  deployer_subject = "repo:${var.github_repository}:environment:${var.environment}"
-  planner_subject  = "repo:${var.github_repository}:pull_request"
 }
 
 resource "google_service_account" "deployer" {

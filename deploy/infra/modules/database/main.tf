@@ -19,6 +19,7 @@
 resource "google_sql_database_instance" "postgres" {
   #checkov:skip=CKV_GCP_79:PostgreSQL 15 is the version the test suite runs against (deploy/README.md, Versions); move with it
   #checkov:skip=CKV_GCP_6:ssl_mode ENCRYPTED_ONLY requires TLS on every connection; checkov looks for the legacy require_ssl, which would also demand client certificates Spin cannot send
+  #checkov:skip=CKV2_GCP_13:log_duration would log a line for every statement, thousands a second on the seat path; slow statements show in Query Insights instead
   #checkov:skip=CKV_GCP_111:log_statement=ddl is set: schema changes are logged; logging every statement would log the license keys' hashes and session ids the functions take
   project             = var.project_id
   name                = var.name

@@ -34,6 +34,26 @@ resource "google_compute_subnetwork" "nodes" {
   }
 }
 
+# Nothing from outside reaches the VPC except what GKE opens for itself (its own rules, at
+# priority 1000, for the control plane and health checks). Written out, and logged, rather than
+# left to the implied rule.
+resource "google_compute_firewall" "deny_ingress" {
+  project       = var.project_id
+  name          = "${var.name}-deny-ingress"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  priority      = 65534
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 # Private services access: Cloud SQL (private IP) and Memorystore (PRIVATE_SERVICE_ACCESS)
 # take their addresses from this range, inside the VPC.
 resource "google_compute_global_address" "private_services" {
