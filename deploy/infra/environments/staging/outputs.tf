@@ -42,6 +42,10 @@ output "redis_host" {
   value = module.redis.host
 }
 
+output "redis_instance" {
+  value = module.redis.name
+}
+
 output "redis_port" {
   value = module.redis.port
 }

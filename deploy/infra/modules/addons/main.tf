@@ -42,7 +42,7 @@ resource "helm_release" "shim" {
   name      = "spin-shim"
   namespace = "runtime-class-manager"
   chart     = "${path.module}/charts/manifests"
-  values = [yamlencode({
+  values    = [yamlencode({
     manifests = file("${path.module}/../../../cluster/shim-spin.yaml")
   })]
 
@@ -66,7 +66,7 @@ resource "helm_release" "spin_operator_crds" {
   namespace        = "spin-operator"
   create_namespace = true
   chart            = "${path.module}/charts/manifests"
-  values = [yamlencode({
+  values           = [yamlencode({
     manifests = data.http.spin_operator_crds.response_body
   })]
 }

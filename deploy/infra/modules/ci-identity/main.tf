@@ -11,7 +11,7 @@ locals {
   # GitHub's subject claim for a job that runs in GitHub environment ENV, and for a pull request.
   deployer_subject = "repo:${var.github_repository}:environment:${var.environment}"
   planner_subject  = "repo:${var.github_repository}:pull_request"
-  subjects = concat(
+  subjects         = concat(
     [local.deployer_subject],
     var.pull_request_planner ? [local.planner_subject] : [],
   )

@@ -73,7 +73,7 @@ resource "google_kms_crypto_key" "gke_secrets" {
 resource "google_kms_crypto_key_iam_binding" "gke_secrets" {
   crypto_key_id = google_kms_crypto_key.gke_secrets.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-  members = [
+  members       = [
     "serviceAccount:service-${data.google_project.project.number}@container-engine-robot.iam.gserviceaccount.com",
   ]
 }

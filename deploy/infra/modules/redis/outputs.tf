@@ -1,3 +1,7 @@
+output "name" {
+  value = google_redis_instance.redis.name
+}
+
 output "host" {
   value = google_redis_instance.redis.host
 }
