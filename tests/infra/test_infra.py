@@ -381,3 +381,21 @@ def test_every_module_call_of_each_environment_resolves():
     for env in ENVS:
         for name, call in module_calls(env).items():
             assert (ENVIRONMENTS / env / call["source"]).resolve().is_dir(), (env, name)
+
+
+def test_pull_request_planner_reads_no_app_secret():
+    # Read-only project roles, the state bucket read-only, and in the cluster only the Helm
+    # releases' Secrets of the add-ons' namespaces: never a ClusterRole, never the app's namespace.
+    roles = {r.name: r.body for r in resources() if r.type == "google_project_iam_member"}
+    planner = roles["planner"]
+    assert set(planner["for_each"].split('"')[1::2]) == {
+        "roles/viewer", "roles/iam.securityReviewer", "roles/container.viewer"
+    }  # fmt: skip
+    (state,) = [r for r in resources() if r.type == "google_storage_bucket_iam_member"]
+    assert state.body["role"] == "roles/storage.objectViewer"
+    assert not [r for r in resources() if r.type.startswith("kubernetes_cluster_role")]
+    namespaces = module_locals("addons")["helm_namespaces"]
+    assert "license-edge" not in namespaces and "cert-manager" in namespaces
+    (role,) = [r for r in resources() if r.type == "kubernetes_role_v1"]
+    (rule,) = role.body["rule"]
+    assert rule["verbs"] == ["get", "list"] and rule["resources"] == ["secrets"]

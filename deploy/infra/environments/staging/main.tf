@@ -100,6 +100,7 @@ module "registry" {
 }
 
 module "addons" {
-  source        = "../../modules/addons"
-  app_namespace = local.namespace
+  source                   = "../../modules/addons"
+  app_namespace            = local.namespace
+  planner_service_accounts = [module.ci.planner_service_account]
 }

@@ -92,3 +92,47 @@ resource "kubernetes_namespace_v1" "app" {
     }
   }
 }
+
+# `tofu plan` on pull requests refreshes these Helm releases, which Helm keeps as Secrets in the
+# releases' namespaces. The read-only planner (module ci-identity) may read those and nothing
+# else in the cluster beyond what roles/container.viewer gives: no Secret of the app's namespace.
+locals {
+  helm_namespaces = toset(["cert-manager", "runtime-class-manager", "spin-operator"])
+}
+
+resource "kubernetes_role_v1" "helm_release_reader" {
+  for_each = length(var.planner_service_accounts) > 0 ? local.helm_namespaces : toset([])
+  metadata {
+    name      = "helm-release-reader"
+    namespace = each.value
+  }
+  rule {
+    api_groups = [""]
+    resources  = ["secrets"]
+    verbs      = ["get", "list"]
+  }
+
+  depends_on = [helm_release.cert_manager, helm_release.runtime_class_manager, helm_release.spin_operator_crds]
+}
+
+resource "kubernetes_role_binding_v1" "helm_release_reader" {
+  for_each = kubernetes_role_v1.helm_release_reader
+  metadata {
+    name      = "helm-release-reader"
+    namespace = each.value.metadata[0].namespace
+  }
+  role_ref {
+    api_group = "rbac.authorization.k8s.io"
+    kind      = "Role"
+    name      = each.value.metadata[0].name
+  }
+  dynamic "subject" {
+    for_each = var.planner_service_accounts
+    content {
+      # GKE names a Google identity by its email in Kubernetes RBAC.
+      api_group = "rbac.authorization.k8s.io"
+      kind      = "User"
+      name      = subject.value
+    }
+  }
+}
