@@ -136,6 +136,16 @@ resource "google_dns_managed_zone" "instance" {
       network_url = var.network_id
     }
   }
+
+  lifecycle {
+    # Not seen on a real instance (deploy/README.md, "TLS to Cloud SQL"): the shared CA gives the
+    # instance a DNS name; if this provider reports none, read `dnsNames` from
+    # `gcloud sql instances describe` and stop here rather than point the app at nothing.
+    precondition {
+      condition     = google_sql_database_instance.postgres.dns_name != ""
+      error_message = "Cloud SQL reported no DNS name for ${var.name}; check server_ca_mode and the instance's dnsNames."
+    }
+  }
 }
 
 resource "google_dns_record_set" "instance" {
