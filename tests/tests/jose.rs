@@ -36,9 +36,11 @@ async fn pyjwt_verifies_our_tokens_and_we_validate_pyjwt_tokens() {
     let token = acquire_token(&host, &lic, "py").await;
 
     let jwks_url = format!("http://{addr}/.well-known/jwks.json");
+    // The audience names the product with its organization.
+    let audience = format!("{}/cad-pro", lic.organization_id);
     let verified = tokio::task::spawn_blocking({
-        let (jwks_url, token) = (jwks_url.clone(), token.clone());
-        move || python(&["verify", &jwks_url, &token, "cad-pro", ISSUER])
+        let (jwks_url, token, audience) = (jwks_url.clone(), token.clone(), audience.clone());
+        move || python(&["verify", &jwks_url, &token, &audience, ISSUER])
     })
     .await
     .unwrap()
@@ -52,7 +54,7 @@ async fn pyjwt_verifies_our_tokens_and_we_validate_pyjwt_tokens() {
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     let refused = tokio::task::spawn_blocking(move || {
-        python(&["verify", &jwks_url, &tampered, "cad-pro", ISSUER])
+        python(&["verify", &jwks_url, &tampered, &audience, ISSUER])
     })
     .await
     .unwrap();
