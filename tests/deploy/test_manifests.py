@@ -563,9 +563,10 @@ def test_runtime_config_names_the_stores_the_components_ask_for():
 def test_config_env_gives_the_addresses(env):
     config = read_env_file(OVERLAYS / env / "config.env")
     assert {"db_host", "db_ip", "token_issuer", "redis_host", ADMIN_CIDR_KEY} <= set(config)
-    # The admin API's internal network: a CIDR, or the placeholder until the operator sets it.
+    # The admin API's internal network: a private CIDR (never the internet's addresses), or the
+    # placeholder until the operator sets it.
     if config[ADMIN_CIDR_KEY] != PLACEHOLDER:
-        ipaddress.ip_network(config[ADMIN_CIDR_KEY])
+        assert ipaddress.ip_network(config[ADMIN_CIDR_KEY]).is_private, config[ADMIN_CIDR_KEY]
     # The prune's retention, in days, as the route accepts it (whole numbers, 1 to 3650).
     for key, _ in PRUNE.body_from_config:
         assert re.fullmatch(r"[1-9][0-9]*", config[key]), (key, config[key])
