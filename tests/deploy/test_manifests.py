@@ -1367,3 +1367,39 @@ def test_readme_lists_both_admin_cronjobs_and_the_retention_settings():
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     contents = re.findall(r"^- \[(.+?)\]\(#", text, flags=re.M)
     assert contents == headings[1:], (contents, headings)
+
+
+def test_readme_says_how_to_expose_the_public_api_and_keep_admin_internal():
+    text = README.read_text()
+    assert "### The admin API, internal only" in text
+    for name in (PUBLIC_APP, ADMIN_APP, PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY, "spinapp-admin.yaml"):
+        assert f"`{name}`" in text or name in text, name
+    assert f"`{ADMIN_CIDR_KEY}`" in text
+    # The namespace label it tells the operator to set is the one the policy admits.
+    key, value = ADMIN_ACCESS_LABEL
+    labels = [c for c in readme_commands() if c.startswith("kubectl label namespace ")]
+    assert any(c.split()[-1] == f"{key}={value}" for c in labels), labels
+    # Every port-forward names one of the two Services; every run of the admin script from a
+    # workstation goes to the admin Service's port-forward.
+    forwards = {}
+    for command in readme_commands():
+        match = re.search(r"port-forward svc/(\S+) (\d+):80\b", command)
+        if match:
+            assert match[1] in SPINAPP_COMPONENTS, command
+            assert forwards.setdefault(match[2], match[1]) == match[1], command
+    assert set(forwards.values()) == set(SPINAPP_COMPONENTS), forwards
+    scripted = [c for c in readme_commands() if ADMIN_SCRIPT.name in c and "LE_APP_URL=" in c]
+    assert scripted
+    for command in scripted:
+        port = urlsplit(re.search(r"LE_APP_URL=(\S+)", command)[1]).port
+        assert forwards.get(str(port)) == ADMIN_APP, command
+
+
+def test_every_rollout_waits_for_both_spinapps():
+    # By hand (deploy/README.md) and in the pipeline (deploy.yml): both Deployments, each time.
+    workflow = (ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    for text in ("\n".join(readme_commands()), workflow):
+        waits = re.findall(r"rollout status deployment/(\S+)", text)
+        assert waits, text[:200]
+        assert sorted(set(waits)) == sorted(SPINAPP_COMPONENTS), waits
+        assert waits.count(PUBLIC_APP) == waits.count(ADMIN_APP), waits
