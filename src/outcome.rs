@@ -98,6 +98,8 @@ outcomes! {
         LicenseNotFound = "license_not_found",
         /// No such session.
         SessionNotFound = "session_not_found",
+        /// No such organization API key.
+        KeyNotFound = "key_not_found",
         /// The organization already has a product with this code.
         DuplicateProductCode = "duplicate_product_code",
         /// A revoked license cannot be reinstated.

@@ -181,6 +181,13 @@ pub fn refusal(outcome: SeatOutcome) -> Option<ApiError> {
     })
 }
 
+/// A token's `aud`: `{organization_id}/{product_code}`, which names one product of one
+/// organization (a product code alone is unique only inside its organization). Validate's
+/// `product` and an offline verifier's audience take this form.
+pub fn product_audience(organization_id: &str, product_code: &str) -> String {
+    format!("{organization_id}/{product_code}")
+}
+
 /// The claims of a session's token: valid from `now_ms` to the lease (or borrow) end, and
 /// offline for the license's grace after that.
 pub fn session_claims(
@@ -193,7 +200,8 @@ pub fn session_claims(
 ) -> Claims {
     let now = now_ms.div_euclid(1000);
     let exp = session_expires_at_ms.div_euclid(1000);
-    let mut claims = Claims::new(issuer, &license.id, &license.product, session_id, now, 0);
+    let audience = product_audience(&license.organization_id, &license.product);
+    let mut claims = Claims::new(issuer, &license.id, audience, session_id, now, 0);
     claims.exp = exp.max(now + 1);
     claims.org = Some(license.organization_id.clone());
     claims.plan = Some(license.plan.clone());
@@ -398,7 +406,7 @@ mod tests {
         let c = session_claims("iss", &lic, "ses_1", "mh", 1_000_500, 1_360_500);
         assert_eq!(
             (c.iat, c.exp, c.sub.as_str(), c.aud.as_str()),
-            (1000, 1360, "lic_1", "cad")
+            (1000, 1360, "lic_1", "org_1/cad")
         );
         assert_eq!(c.max_seats, Some(5));
         assert_eq!(c.offline_grace, Some(86_400));

@@ -24,7 +24,8 @@ pub struct ValidateRequest {
     pub token: String,
     /// The caller's machine id, checked against the token's `mid` when given.
     pub machine_id: Option<String>,
-    /// The product the caller expects, checked against `aud` when given.
+    /// The product the caller expects (`{organization_id}/{product_code}`), checked against
+    /// `aud` when given (see [`is_for_product`]).
     pub product: Option<String>,
 }
 
@@ -118,6 +119,27 @@ pub fn invalid_body(code: &str, message: &str, request_id: &str) -> Value {
     })
 }
 
+/// Whether a verified token is for `product` (`{organization_id}/{product_code}`, as
+/// [`crate::seats::product_audience`] writes `aud`).
+///
+/// Tokens issued before audiences named the organization carry the bare product code in `aud`
+/// and the organization in `org`; they match the `org/code` that names their product, and the
+/// bare code as before, until they expire (a lease, or a borrow of at most a year). A token
+/// with a qualified `aud` never matches another organization's product, nor a bare code.
+pub fn is_for_product(claims: &Claims, product: &str) -> bool {
+    if claims.aud == product {
+        return true;
+    }
+    let legacy = !claims.aud.contains('/');
+    legacy
+        && claims.org.as_deref().is_some_and(|org| {
+            product
+                .strip_prefix(org)
+                .and_then(|rest| rest.strip_prefix('/'))
+                == Some(claims.aud.as_str())
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +230,29 @@ mod tests {
                 "meta": {"request_id": "req_1"},
             })
         );
+    }
+
+    #[test]
+    fn products_are_named_with_their_organization_and_old_tokens_still_match() {
+        let mut claims = Claims::new("iss", "lic_1", "org_a/cad-pro", "ses_1", 0, 60);
+        claims.org = Some("org_a".into());
+        assert!(is_for_product(&claims, "org_a/cad-pro"));
+        for other in [
+            "org_b/cad-pro",
+            "cad-pro",
+            "org_a/cad",
+            "org_a/cad-pro/x",
+            "",
+        ] {
+            assert!(!is_for_product(&claims, other), "{other}");
+        }
+        // A token from before: a bare code in aud, the organization in org.
+        claims.aud = "cad-pro".into();
+        assert!(is_for_product(&claims, "org_a/cad-pro"));
+        assert!(is_for_product(&claims, "cad-pro"));
+        assert!(!is_for_product(&claims, "org_b/cad-pro"));
+        assert!(!is_for_product(&claims, "org_a/other"));
+        claims.org = None;
+        assert!(!is_for_product(&claims, "org_a/cad-pro"));
     }
 }

@@ -390,6 +390,7 @@ pub fn fill_template(template: &str) -> String {
         .replace("{product_id}", "prod_0123456789abcdef0123456789abcdef")
         .replace("{license_id}", "lic_0123456789abcdef0123456789abcdef")
         .replace("{session_id}", "ses_0123456789abcdef0123456789abcdef")
+        .replace("{key_id}", "key_0123456789abcdef0123456789abcdef")
 }
 
 /// A license made through the admin API: org, product and license ids, and the key.

@@ -21,6 +21,28 @@ pub fn organization_json(o: &Organization) -> Value {
     json!({ "id": o.id, "name": o.name, "created_at": time(o.created_at) })
 }
 
+/// An organization API key on the wire: never the key or its hash.
+pub fn key_json(k: &ApiKey) -> Value {
+    json!({
+        "id": k.id,
+        "organization_id": k.organization_id,
+        "prefix": k.prefix,
+        "name": k.name,
+        "role": k.role,
+        "created_at": time(k.created_at),
+        "created_by": k.created_by,
+        "last_used_at": optional_time(k.last_used_at),
+        "revoked_at": optional_time(k.revoked_at),
+    })
+}
+
+/// A newly issued key: the key and, this once, its secret.
+pub fn created_key_json(k: &ApiKey, key: &str) -> Value {
+    let mut body = key_json(k);
+    body["key"] = json!(key);
+    body
+}
+
 /// A product on the wire.
 pub fn product_json(p: &Product) -> Value {
     json!({

@@ -154,6 +154,30 @@ pub fn parse_new_organization(body: &[u8], content_type: Option<&str>) -> Result
     name(required(&object, "name")?, "name", MAX_NAME_CHARS)
 }
 
+/// An organization API key to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// What it is for, shown in lists.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// `POST /organizations/{id}/keys`: `{"name", "role"?}`; the role is `read` unless `admin` is
+/// asked for (the least a key can do).
+pub fn parse_new_key(body: &[u8], content_type: Option<&str>) -> Result<NewKey, ApiError> {
+    let object = object(body, content_type, &["name", "role"])?;
+    let name = name(required(&object, "name")?, "name", MAX_NAME_CHARS)?;
+    let role = match object.get("role") {
+        None => Role::Read,
+        Some(v) => v
+            .as_str()
+            .and_then(Role::parse)
+            .ok_or_else(|| invalid("role", "must be \"admin\" or \"read\""))?,
+    };
+    Ok(NewKey { name, role })
+}
+
 /// A product to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {

@@ -7,6 +7,7 @@
 //! Times are Unix epoch milliseconds inside and RFC 3339 strings on the wire.
 
 //!
+//! - [`access`]: who is calling (the operator token or an organization key) and what they may do;
 //! - [`routes`](mod@routes): the route table and request routing;
 //! - [`input`]: request bodies, checked field by field;
 //! - [`rows`]: what the SQL functions answer, and their outcomes as errors;
@@ -14,14 +15,13 @@
 //!
 //! Query strings, cursors and pagination are the API layer's ([`crate::api::query`]).
 
-use crate::api::ApiError;
-use license_edge_token::encoding::constant_time_eq;
-
+pub mod access;
 pub mod answers;
 pub mod input;
 pub mod routes;
 pub mod rows;
 
+pub use access::*;
 pub use answers::*;
 pub use input::*;
 pub use routes::*;
@@ -60,26 +60,6 @@ pub const DEFAULT_LEASE_SECONDS: i64 = 360;
 /// Default acquire attempts per minute.
 pub const DEFAULT_RATE_LIMIT: i64 = 20;
 
-// --- Authorization -----------------------------------------------------------------------
-
-/// Checks `Authorization: Bearer <admin token>` against the configured token in constant time.
-/// Every failure is the same 401, whatever the path: an unauthenticated caller learns nothing,
-/// not even whether a route exists. A configured token shorter than [`MIN_ADMIN_TOKEN_LEN`]
-/// authorizes nobody.
-pub fn authorize(authorization: Option<&str>, configured: &str) -> Result<(), ApiError> {
-    let configured = configured.trim();
-    let given = match crate::api::bearer(authorization) {
-        crate::api::Bearer::Credential(token) => token,
-        _ => return Err(ApiError::Unauthorized),
-    };
-    if configured.len() < MIN_ADMIN_TOKEN_LEN
-        || !constant_time_eq(given.as_bytes(), configured.as_bytes())
-    {
-        return Err(ApiError::Unauthorized);
-    }
-    Ok(())
-}
-
 // --- Ids and keys --------------------------------------------------------------------------
 
 /// A new license key from 32 random bytes: `LE-` and 52 characters of RFC 4648 base32
@@ -107,32 +87,6 @@ pub fn new_license_key(random: [u8; 32]) -> String {
 mod tests {
     use super::*;
     use crate::api::request::{is_id, new_id};
-
-    const TOKEN: &str = "admin-token-0123456789";
-
-    #[test]
-    fn authorize_needs_the_exact_token() {
-        assert_eq!(authorize(Some(&format!("Bearer {TOKEN}")), TOKEN), Ok(()));
-        for bad in [
-            None,
-            Some("Bearer admin-token-012345678"),
-            Some("Bearer admin-token-01234567890"),
-            Some("Basic admin-token-0123456789"),
-            Some("Bearer"),
-            Some(TOKEN),
-        ] {
-            assert_eq!(
-                authorize(bad, TOKEN),
-                Err(ApiError::Unauthorized),
-                "{bad:?}"
-            );
-        }
-        // A short configured token authorizes nobody, even when matched.
-        assert_eq!(
-            authorize(Some("Bearer short"), "short"),
-            Err(ApiError::Unauthorized)
-        );
-    }
 
     #[test]
     fn ids_and_keys_have_their_shapes() {

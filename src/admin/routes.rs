@@ -48,6 +48,12 @@ pub enum Endpoint {
     SweepKv,
     /// `POST /prune`
     Prune,
+    /// `GET /organizations/{organization_id}/keys`
+    ListKeys,
+    /// `POST /organizations/{organization_id}/keys`
+    CreateKey,
+    /// `DELETE /keys/{key_id}`
+    RevokeKey,
 }
 
 /// One method of an admin path.
@@ -80,16 +86,19 @@ const fn op(method: &'static str, endpoint: Endpoint, statuses: &'static [u16]) 
     }
 }
 
-// Every operation may answer 400 (bad query string or body), 401 and 503 (database).
+// Every operation may answer 400 (bad query string or body), 401 and 503 (database); those
+// that a `read` key or an organization key may not use also answer 403.
 const LIST: &[u16] = &[200, 400, 401, 503];
+const LIST_FILTERED: &[u16] = &[200, 400, 401, 404, 503];
 const GET_ONE: &[u16] = &[200, 400, 401, 404, 503];
-const CREATE: &[u16] = &[201, 400, 401, 413, 415, 503];
-const CREATE_UNDER: &[u16] = &[201, 400, 401, 404, 413, 415, 503];
-const CREATE_PRODUCT: &[u16] = &[201, 400, 401, 404, 409, 413, 415, 503];
-const CHANGE: &[u16] = &[200, 400, 401, 404, 409, 413, 415, 503];
-const REVOKE: &[u16] = &[200, 400, 401, 404, 413, 415, 503];
-const RELEASE: &[u16] = &[200, 400, 401, 404, 503];
-const BODY: &[u16] = &[200, 400, 401, 413, 415, 503];
+const CREATE: &[u16] = &[201, 400, 401, 403, 413, 415, 503];
+const CREATE_UNDER: &[u16] = &[201, 400, 401, 403, 404, 413, 415, 503];
+const CREATE_PRODUCT: &[u16] = &[201, 400, 401, 403, 404, 409, 413, 415, 503];
+const CHANGE: &[u16] = &[200, 400, 401, 403, 404, 409, 413, 415, 503];
+const REVOKE: &[u16] = &[200, 400, 401, 403, 404, 413, 415, 503];
+const RELEASE: &[u16] = &[200, 400, 401, 403, 404, 503];
+const OPERATOR: &[u16] = &[200, 400, 401, 403, 503];
+const OPERATOR_BODY: &[u16] = &[200, 400, 401, 403, 413, 415, 503];
 
 /// The admin API: the component routes with it, and a test holds `openapi.json` to it.
 pub const ADMIN_PATHS: &[AdminPath] = &[
@@ -115,7 +124,7 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
         pattern: "/api/v1/admin/products",
         methods: &["GET", "POST"],
         operations: &[
-            op("GET", Endpoint::ListProducts, LIST),
+            op("GET", Endpoint::ListProducts, LIST_FILTERED),
             op("POST", Endpoint::CreateProduct, CREATE_PRODUCT),
         ],
     },
@@ -128,7 +137,7 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
         pattern: "/api/v1/admin/licenses",
         methods: &["GET", "POST"],
         operations: &[
-            op("GET", Endpoint::ListLicenses, LIST),
+            op("GET", Endpoint::ListLicenses, LIST_FILTERED),
             op("POST", Endpoint::CreateLicense, CREATE_UNDER),
         ],
     },
@@ -173,17 +182,30 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
     AdminPath {
         pattern: "/api/v1/admin/kv/rebuild",
         methods: &["POST"],
-        operations: &[op("POST", Endpoint::RebuildKv, LIST)],
+        operations: &[op("POST", Endpoint::RebuildKv, OPERATOR)],
     },
     AdminPath {
         pattern: "/api/v1/admin/kv/sweep",
         methods: &["POST"],
-        operations: &[op("POST", Endpoint::SweepKv, LIST)],
+        operations: &[op("POST", Endpoint::SweepKv, OPERATOR)],
     },
     AdminPath {
         pattern: "/api/v1/admin/prune",
         methods: &["POST"],
-        operations: &[op("POST", Endpoint::Prune, BODY)],
+        operations: &[op("POST", Endpoint::Prune, OPERATOR_BODY)],
+    },
+    AdminPath {
+        pattern: "/api/v1/admin/organizations/{organization_id}/keys",
+        methods: &["GET", "POST"],
+        operations: &[
+            op("GET", Endpoint::ListKeys, GET_ONE),
+            op("POST", Endpoint::CreateKey, CREATE_UNDER),
+        ],
+    },
+    AdminPath {
+        pattern: "/api/v1/admin/keys/{key_id}",
+        methods: &["DELETE"],
+        operations: &[op("DELETE", Endpoint::RevokeKey, RELEASE)],
     },
 ];
 
@@ -294,6 +316,6 @@ mod tests {
                 assert!(o.statuses.contains(&401) && o.statuses.contains(&503));
             }
         }
-        assert_eq!(routes().count(), 20);
+        assert_eq!(routes().count(), 23);
     }
 }

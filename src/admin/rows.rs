@@ -22,6 +22,47 @@ pub struct Organization {
     pub created_at: i64,
 }
 
+/// An organization API key as the SQL functions answer it (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ApiKey {
+    /// `key_…`
+    pub id: String,
+    /// The organization it acts for.
+    pub organization_id: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    /// What it is for.
+    pub name: String,
+    /// `admin` or `read`.
+    pub role: String,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Who issued it (`admin` for the operator, `key:<id>` for a key).
+    pub created_by: String,
+    /// Epoch ms, to the minute; `None` if never used.
+    pub last_used_at: Option<i64>,
+    /// Epoch ms; `None` while it works.
+    pub revoked_at: Option<i64>,
+}
+
+/// The key a request presented, as `le_admin_key_auth` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct KeyAuth {
+    /// `key_…`
+    pub id: String,
+    /// The organization it acts for.
+    pub organization_id: String,
+    /// `admin` or `read`.
+    pub role: String,
+}
+
+/// The organization owning a resource, as `le_admin_owner` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Owner {
+    /// `org_…`
+    pub organization_id: String,
+}
+
 /// A product as the SQL functions answer it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Product {
@@ -200,6 +241,7 @@ pub fn outcome(outcome: AdminOutcome) -> Result<(), ApiError> {
         O::SessionNotFound => ApiError::NoSuch {
             resource: "session",
         },
+        O::KeyNotFound => ApiError::NoSuch { resource: "key" },
         O::DuplicateProductCode => ApiError::DuplicateProductCode,
         O::RevokedReinstate => ApiError::RevocationIsFinal {
             action: "be reinstated",

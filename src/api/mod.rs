@@ -67,6 +67,12 @@ pub enum ApiError {
     },
     /// Credentials are missing, malformed or unknown. Deliberately says no more than that.
     Unauthorized,
+    /// Valid credentials whose role or scope does not allow this operation (a `read` key's
+    /// write, an organization key on an operator-only route, a key above the caller's role).
+    InsufficientScope {
+        /// What the operation needs (`an admin key`, `the operator token`).
+        needs: &'static str,
+    },
     /// The license is suspended.
     LicenseSuspended,
     /// The license is revoked.
@@ -209,6 +215,12 @@ impl ApiError {
                 "unauthorized",
                 "missing or invalid credentials".to_owned(),
                 json!({}),
+            ),
+            ApiError::InsufficientScope { needs } => (
+                403,
+                "insufficient_scope",
+                format!("these credentials may not do this; it needs {needs}"),
+                json!({ "needs": needs }),
             ),
             ApiError::LicenseSuspended => (
                 403,
@@ -416,6 +428,9 @@ mod tests {
             },
             ApiError::BorrowNotAllowed,
             ApiError::BorrowTooLong { max_seconds: 1 },
+            ApiError::InsufficientScope {
+                needs: "an admin key",
+            },
             ApiError::NoSuch {
                 resource: "license",
             },

@@ -656,15 +656,28 @@ async fn tokens_carry_the_licenses_offline_grace_and_offline_verifiers_honour_on
     .unwrap();
     let offline = ValidationOptions::new()
         .with_issuer(ISSUER)
-        .with_audience(&lic.product_code)
+        .with_audience(format!("{}/{}", lic.organization_id, lic.product_code))
         .honouring_offline_grace();
     let claims = verify(&token, &keys, &offline, now_ms() / 1000, Some("m"))
         .unwrap()
         .into_claims();
     assert_eq!(claims.offline_grace, Some(86_400));
-    let chosen_claims = verify(&chosen_token, &keys, &offline, now_ms() / 1000, Some("m"))
-        .unwrap()
-        .into_claims();
+    let chosen_offline = ValidationOptions::new()
+        .with_issuer(ISSUER)
+        .with_audience(format!(
+            "{}/{}",
+            chosen.organization_id, chosen.product_code
+        ))
+        .honouring_offline_grace();
+    let chosen_claims = verify(
+        &chosen_token,
+        &keys,
+        &chosen_offline,
+        now_ms() / 1000,
+        Some("m"),
+    )
+    .unwrap()
+    .into_claims();
     assert_eq!(chosen_claims.offline_grace, Some(7200), "set at creation");
 
     // An admin sets a shorter grace; the next token says so.

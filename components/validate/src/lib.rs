@@ -11,10 +11,10 @@ use license_edge::api::ApiError;
 use license_edge::read_model::verify_cache::verify_cached;
 use license_edge::read_model::{license_key, session_key, standing, Standing};
 use license_edge::validate::{
-    invalid_body, parse_request, standing_refusal, token_refusal_code, valid_body,
+    invalid_body, is_for_product, parse_request, standing_refusal, token_refusal_code, valid_body,
     MAX_VALIDATE_BODY,
 };
-use license_edge_token::{KeySet, ValidationOptions};
+use license_edge_token::{KeySet, TokenError, ValidationOptions};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, variables};
@@ -82,10 +82,7 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         eprintln!("validate: token_issuer variable: {e}");
         ApiError::Internal
     })?;
-    let mut policy = ValidationOptions::new().with_issuer(issuer);
-    if let Some(product) = &request.product {
-        policy = policy.with_audience(product.clone());
-    }
+    let policy = ValidationOptions::new().with_issuer(issuer);
     let now_ms = now_millis();
     // The store is opened up front for the verified-token cache, but a store failure only
     // matters once a token has verified: a refused token is answered without it.
@@ -114,6 +111,15 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         }
     };
     let claims = checked.verified.claims();
+    // The product is checked here rather than as the token's audience, so that tokens issued
+    // before audiences named the organization keep matching (see `is_for_product`).
+    if let Some(product) = &request.product {
+        if !is_for_product(claims, product) {
+            let e = TokenError::WrongAudience;
+            let body = invalid_body(&token_refusal_code(&e), &e.to_string(), request_id);
+            return Ok(json(200, &body));
+        }
+    }
     let store = store.map_err(unavailable)?;
     let license = store.get(&license_key(&claims.sub)).map_err(unavailable)?;
     // The end marker is read on every request, cache hit or not: a session whose marker is

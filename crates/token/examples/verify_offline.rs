@@ -7,7 +7,11 @@
 //! does not choose its own grace. Online, it should ask `POST /api/v1/licenses/validate`
 //! instead: only the server knows about suspensions, revocations and released sessions.
 //!
-//! Run: `cargo run -p license-edge-token --example verify_offline -- jwks.json TOKEN MACHINE_ID`
+//! The product is named as the server writes it into `aud`: `{organization_id}/{product_code}`
+//! (a product code alone is unique only inside its organization, so a token for another
+//! vendor's `cad-pro` does not pass).
+//!
+//! Run: `cargo run -p license-edge-token --example verify_offline -- jwks.json TOKEN MACHINE_ID org_…/cad-pro`
 
 use license_edge_token::{verify, KeySet, ValidationOptions};
 use std::process::ExitCode;
@@ -15,8 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [jwks_path, token, machine_id] = args.as_slice() else {
-        eprintln!("usage: verify_offline JWKS_FILE TOKEN MACHINE_ID");
+    let [jwks_path, token, machine_id, product] = args.as_slice() else {
+        eprintln!("usage: verify_offline JWKS_FILE TOKEN MACHINE_ID ORGANIZATION_ID/PRODUCT_CODE");
         return ExitCode::from(2);
     };
     let keys = match std::fs::read_to_string(jwks_path).map(|t| KeySet::from_jwks_json(&t)) {
@@ -35,7 +39,7 @@ fn main() -> ExitCode {
         .map_or(0, |d| d.as_secs() as i64);
     let policy = ValidationOptions::new()
         .with_issuer("license-edge")
-        .with_audience("cad-pro")
+        .with_audience(product.as_str())
         .honouring_offline_grace();
     match verify(token, &keys, &policy, now, Some(machine_id)) {
         Ok(verified) => {
