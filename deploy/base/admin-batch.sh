@@ -11,7 +11,8 @@
 #                          config.env: each call deletes at most 10,000 old sessions and 10,000
 #                          old audit events from PostgreSQL (deploy/README.md, section 13).
 #
-# Also runs on any machine with curl, e.g. through `kubectl port-forward svc/license-edge 8080:80`:
+# Also runs on any machine with curl, e.g. through
+# `kubectl port-forward svc/license-edge-admin 8080:80`:
 #   LE_APP_URL=http://127.0.0.1:8080 LE_ADMIN_PATH=/api/v1/admin/kv/sweep \
 #     ADMIN_TOKEN="$(cat admin-token)" sh deploy/base/admin-batch.sh
 #
@@ -19,8 +20,9 @@
 #                          admin_token); surrounding whitespace is ignored, as the app ignores it
 #   LE_ADMIN_PATH          the route, under /api/v1/admin/ (required)
 #   LE_ADMIN_BODY          the JSON object POSTed on every call (default: none, an empty body)
-#   LE_APP_URL             the app's base URL (default http://license-edge, the Service the
-#                          SpinApp's operator creates, port 80)
+#   LE_APP_URL             the admin API's base URL (default http://license-edge-admin, the
+#                          Service the operator creates for SpinApp license-edge-admin, port 80;
+#                          the public Service license-edge serves no admin route)
 #   LE_ADMIN_MAX_CALLS     calls per run at most (default 500)
 #   LE_ADMIN_CALL_TIMEOUT  seconds one call may take (default 120): on real Spin a key-value call
 #                          hangs while Redis is down, so a call must time out rather than wait
@@ -34,7 +36,7 @@
 # answer). The CronJobs' podFailurePolicy fails the Job at once on 2 and lets it retry on 1.
 set -eu
 
-base="${LE_APP_URL:-http://license-edge}"
+base="${LE_APP_URL:-http://license-edge-admin}"
 path="${LE_ADMIN_PATH:-}"
 body="${LE_ADMIN_BODY:-}"
 max_calls="${LE_ADMIN_MAX_CALLS:-500}"

@@ -33,6 +33,28 @@ PLACEHOLDER_REDIS_URL = f"rediss://:{PLACEHOLDER}@{PLACEHOLDER}:6378"
 LIVENESS_PATH = "/api/v1/health/"
 READINESS_PATH = "/api/v1/health/ready/"
 
+# The two SpinApps of one image (selective deployment, spin-operator v0.6.1's spec.components) and
+# the components each runs: the public one, whose Service goes to the internet, and the admin one,
+# whose Service and pods only internal sources reach. Each runs health for its probes.
+PUBLIC_APP = "license-edge"
+ADMIN_APP = "license-edge-admin"
+SPINAPP_COMPONENTS = {
+    PUBLIC_APP: ("health", "validate", "acquire"),
+    ADMIN_APP: ("admin", "health"),
+}
+# Where every admin route lives (spin.toml: /api/v1/admin/...).
+ADMIN_ROUTE = "/api/v1/admin/..."
+# The literal a SpinApp binds a required variable to when none of its components reads it (Spin
+# refuses to start while a required variable of the app has no value, read or not).
+UNUSED_VALUE = "unused"
+# The label of a namespace whose pods may call the admin API, and config.env's key of the
+# internal network outside the cluster that may.
+ADMIN_ACCESS_LABEL = ("license-edge/admin-access", "true")
+ADMIN_CIDR_KEY = "admin_cidr"
+# The ingress policies of the two SpinApps' pods.
+PUBLIC_INGRESS_POLICY = "license-edge-ingress"
+ADMIN_INGRESS_POLICY = "license-edge-admin-ingress"
+
 HOUR = 3600
 DAY = 24 * HOUR
 
@@ -287,8 +309,14 @@ class Route:
         return base.rstrip("/") or "/"
 
 
-def routes() -> list[Route]:
-    return [Route(t["route"], t["component"]) for t in spin_manifest()["trigger"]["http"]]
+def routes(components: tuple[str, ...] | None = None) -> list[Route]:
+    """spin.toml's HTTP routes; with `components`, only theirs, as Spin keeps them when it runs
+    only those components (spin_app::retain_components drops every other trigger)."""
+    return [
+        Route(t["route"], t["component"])
+        for t in spin_manifest()["trigger"]["http"]
+        if components is None or t["component"] in components
+    ]
 
 
 def _segments_match(pattern: list[str], path: list[str]) -> bool:
@@ -297,11 +325,12 @@ def _segments_match(pattern: list[str], path: list[str]) -> bool:
     )
 
 
-def served_by(path: str) -> Route | None:
-    """The route Spin would pick for `path` (no query string), or None for its empty 404."""
+def served_by(path: str, components: tuple[str, ...] | None = None) -> Route | None:
+    """The route Spin would pick for `path` (no query string), or None for its empty 404; with
+    `components`, in an app that runs only those."""
     path = "/" + path.lstrip("/")  # leading duplicate slashes are ignored
     candidates = []
-    for r in routes():
+    for r in routes(components):
         base = r.base.strip("/").split("/") if r.base != "/" else []
         if r.wildcard:
             if path == r.base or path.startswith(r.base.rstrip("/") + "/"):

@@ -3,6 +3,7 @@ own schemas. Everything is rendered with `kubectl kustomize`, as an operator wou
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -16,7 +17,12 @@ import kubernetes_validate
 import pytest
 
 from deploy_support import (
+    ADMIN_ACCESS_LABEL,
+    ADMIN_APP,
     ADMIN_BATCH_POLICY,
+    ADMIN_CIDR_KEY,
+    ADMIN_INGRESS_POLICY,
+    ADMIN_ROUTE,
     ADMIN_CRONJOBS,
     ADMIN_EXIT_NO_RETRY,
     ADMIN_SCRIPT,
@@ -28,11 +34,16 @@ from deploy_support import (
     PLACEHOLDER,
     PLACEHOLDER_REDIS_URL,
     PRODUCTION_RUNTIME_CONFIG,
+    PUBLIC_APP,
+    PUBLIC_INGRESS_POLICY,
     READINESS_PATH,
     PRUNE,
     RETENTION_DAYS,
+    ROOT,
     SPINAPP_API,
+    SPINAPP_COMPONENTS,
     SWEEP,
+    UNUSED_VALUE,
     AdminCronJob,
     container_environment,
     environments,
@@ -78,16 +89,33 @@ README = DEPLOY / "README.md"
 APP_PORT_NAME, APP_PORT = "http-app", 80
 
 
-def spinapp(docs: list[dict]) -> dict:
-    return one(docs, "SpinApp")
+def spinapp(docs: list[dict], name: str = PUBLIC_APP) -> dict:
+    return one(docs, "SpinApp", name)
 
 
-def variables(docs: list[dict]) -> dict[str, dict]:
+def variables(docs: list[dict], app: str = PUBLIC_APP) -> dict[str, dict]:
     out = {}
-    for var in spinapp(docs)["spec"].get("variables", []):
-        assert var["name"] not in out, f"variable {var['name']} bound twice"
+    for var in spinapp(docs, app)["spec"].get("variables", []):
+        assert var["name"] not in out, f"{app}: variable {var['name']} bound twice"
         out[var["name"]] = var
     return out
+
+
+# Each test of a SpinApp runs for both: the public one and the admin one.
+APPS = pytest.mark.parametrize("app", sorted(SPINAPP_COMPONENTS))
+
+
+def components_read(components: tuple[str, ...]) -> set[str]:
+    """The application variables that `components` read: through their [component.*.variables]
+    templates and their allowed_outbound_hosts (db_host)."""
+    read: set[str] = set()
+    for name in components:
+        component = spin_manifest()["component"][name]
+        texts = list(component.get("variables", {}).values())
+        texts += component.get("allowed_outbound_hosts", [])
+        for text in texts:
+            read |= set(re.findall(r"\{\{\s*([a-z0-9_]+)\s*\}\}", text))
+    return read
 
 
 # --- Rendering --------------------------------------------------------------------------------
@@ -134,50 +162,153 @@ def test_every_object_is_either_a_core_object_or_a_known_custom_kind(rendered):
             assert doc["apiVersion"] in core or kind in CUSTOM_KINDS, f"{name}: unchecked {kind}"
 
 
-# --- The SpinApp against spin.toml ------------------------------------------------------------
+# --- The SpinApps against spin.toml ----------------------------------------------------------
+
+
+def test_the_spinapps_split_the_components_and_admin_runs_apart():
+    # Selective deployment: spec.components of spin-operator v0.6.1 (a list of at least one
+    # component name), passed to containerd-shim-spin as SPIN_COMPONENTS_TO_RETAIN.
+    declared = set(spin_manifest()["component"])
+    for app, components in SPINAPP_COMPONENTS.items():
+        assert set(components) <= declared, (app, components)
+    # Between them they run every component, and admin only in the admin SpinApp.
+    assert set().union(*SPINAPP_COMPONENTS.values()) == declared
+    assert "admin" not in SPINAPP_COMPONENTS[PUBLIC_APP]
+    assert "admin" in SPINAPP_COMPONENTS[ADMIN_APP]
+    assert "health" in SPINAPP_COMPONENTS[PUBLIC_APP] and "health" in SPINAPP_COMPONENTS[ADMIN_APP]
+
+
+@APPS
+@pytest.mark.parametrize("env", ENVS)
+def test_spinapp_runs_exactly_its_components(apps, env, app):
+    spec = spinapp(apps[env], app)["spec"]
+    components = spec.get("components")
+    # Without the field the operator runs every component, admin included.
+    assert components is not None, f"{env}: SpinApp {app} has no spec.components"
+    assert isinstance(components, list) and len(components) >= 1, components
+    assert all(isinstance(c, str) for c in components) and len(set(components)) == len(components)
+    assert sorted(components) == sorted(SPINAPP_COMPONENTS[app]), (env, app, components)
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_spinapp_variables_cover_every_required_variable(apps, env):
+def test_every_spinapp_is_one_of_the_two(apps, env):
+    names = [d["metadata"]["name"] for d in apps[env] if d["kind"] == "SpinApp"]
+    assert sorted(names) == sorted(SPINAPP_COMPONENTS), names
+
+
+def admin_paths() -> list[str]:
+    """Paths under the admin routes: each documented one, the prefix itself and an undocumented
+    one."""
+    documented = [p for p in openapi()["paths"] if p.startswith("/api/v1/admin")]
+    assert documented, "openapi.json documents no admin route"
+    return documented + [
+        "/api/v1/admin", "/api/v1/admin/", "/api/v1/admin/not-a-route", "//api/v1/admin/kv/sweep",
+    ]  # fmt: skip
+
+
+def test_the_public_spinapp_serves_no_admin_route_and_the_admin_one_serves_all():
+    public, admin = SPINAPP_COMPONENTS[PUBLIC_APP], SPINAPP_COMPONENTS[ADMIN_APP]
+    assert any(r.route == ADMIN_ROUTE and r.component == "admin" for r in routes())
+    for path in admin_paths():
+        concrete = re.sub(r"\{[^}]+\}", "0", path)
+        # On the public pods no route matches: Spin answers its empty 404.
+        assert served_by(concrete, public) is None, (path, served_by(concrete, public))
+        # On the admin pods the admin component answers it.
+        route = served_by(concrete, admin)
+        assert route is not None and route.component == "admin", (path, route)
+    # And every other documented path is the public SpinApp's (none is left to the admin one).
+    for path in openapi()["paths"]:
+        if not path.startswith("/api/v1/admin"):
+            concrete = re.sub(r"\{[^}]+\}", "0", path)
+            route = served_by(concrete, public)
+            assert route is not None and route.component != "admin", (path, route)
+            assert route == served_by(concrete), path
+
+
+@APPS
+@pytest.mark.parametrize("env", ENVS)
+def test_spinapp_variables_cover_every_required_variable(apps, env, app):
+    # Spin 3.6.3 (VariablesValidatorHook) refuses to start while any variable of the app without
+    # a default has no value, whichever components run.
     declared = spin_manifest()["variables"]
     required = {name for name, spec in declared.items() if spec.get("required")}
     assert required, "spin.toml declares no required variable"
-    missing = required - set(variables(apps[env]))
-    assert not missing, f"{env}: spin.toml requires {sorted(missing)} but the SpinApp binds none"
+    missing = required - set(variables(apps[env], app))
+    assert not missing, f"{env}: spin.toml requires {sorted(missing)} but {app} binds none"
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_spinapp_variables_are_declared_in_spin_toml(apps, env):
+def test_spinapp_variables_are_declared_in_spin_toml(apps, env, app):
     declared = spin_manifest()["variables"]
-    for name in variables(apps[env]):
-        assert name in declared, f"{env}: SpinApp binds {name}, which spin.toml does not declare"
+    for name in variables(apps[env], app):
+        assert name in declared, f"{env}: {app} binds {name}, which spin.toml does not declare"
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_spinapp_variable_names_survive_the_operators_env_mapping(apps, env):
+def test_spinapp_variable_names_survive_the_operators_env_mapping(apps, env, app):
     # The operator passes each variable as SPIN_VARIABLE_<NAME upper-cased>; Spin reads it back
     # lower-cased. Only lower-case names, digits and _ survive the round trip.
-    for name in variables(apps[env]):
+    for name in variables(apps[env], app):
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
         assert f"SPIN_VARIABLE_{name.upper()}"[len("SPIN_VARIABLE_") :].lower() == name
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_secret_variables_come_only_from_secrets(apps, env):
+def test_secret_variables_come_only_from_secrets_and_only_where_read(apps, env, app):
+    # A secret variable a component of this SpinApp reads comes from its Secret; one that none
+    # reads (Spin still wants a value) is the literal "unused", so the admin token never reaches
+    # the public pods and the signing key never reaches the admin pods.
     declared = spin_manifest()["variables"]
-    for name, var in variables(apps[env]).items():
-        if declared.get(name, {}).get("secret"):
-            assert "value" not in var, f"{env}: secret variable {name} has a literal value"
+    read = components_read(SPINAPP_COMPONENTS[app])
+    for name, var in variables(apps[env], app).items():
+        if not declared.get(name, {}).get("secret"):
+            continue
+        if name in read:
+            assert "value" not in var, f"{env}: {app}: secret variable {name} has a literal value"
             assert set(var.get("valueFrom", {})) == {"secretKeyRef"}, (
-                f"{env}: secret variable {name} must come from a Secret"
+                f"{env}: {app}: secret variable {name} must come from a Secret"
+            )
+        else:
+            assert var == {"name": name, "value": UNUSED_VALUE}, (
+                f"{env}: {app} runs no component that reads {name}: bind it to {UNUSED_VALUE!r}"
             )
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_variable_sources_exist(apps, env):
+def test_spinapp_binds_what_its_components_read_and_unused_only_what_they_do_not(apps, env, app):
+    read = components_read(SPINAPP_COMPONENTS[app])
+    bound = variables(apps[env], app)
+    for name, var in bound.items():
+        if var.get("value") == UNUSED_VALUE:
+            assert name not in read, f"{env}: {app} reads {name} but binds it to {UNUSED_VALUE!r}"
+        else:
+            assert "valueFrom" in var, f"{env}: {app}: {name} has a literal value"
+    # Every variable its components read is bound from the environment's Secrets or ConfigMap:
+    # no component of either SpinApp runs on spin.toml's development defaults.
+    assert read - set(bound) == set(), (env, app, sorted(read - set(bound)))
+
+
+def test_unused_admin_token_is_no_operator_token():
+    # Were the admin component ever started beside "admin_token = unused" (spec.components lost,
+    # say), "unused" must not work as an operator token: the component ignores configured tokens
+    # shorter than MIN_ADMIN_TOKEN_LEN (src/admin/mod.rs). (Organization keys do not depend on
+    # it: spec.components, checked above, is what keeps the admin routes off the public pods.)
+    source = (ROOT / "src" / "admin" / "mod.rs").read_text()
+    match = re.search(r"pub const MIN_ADMIN_TOKEN_LEN: usize = (\d+);", source)
+    assert match, "src/admin/mod.rs no longer declares MIN_ADMIN_TOKEN_LEN"
+    assert len(UNUSED_VALUE) < int(match[1])
+
+
+@APPS
+@pytest.mark.parametrize("env", ENVS)
+def test_variable_sources_exist(apps, env, app):
     docs = apps[env]
     templates = secret_templates()
-    for name, var in variables(docs).items():
+    for name, var in variables(docs, app).items():
         assert ("value" in var) != ("valueFrom" in var), f"{name}: exactly one of value/valueFrom"
         source = var.get("valueFrom", {})
         if "configMapKeyRef" in source:
@@ -190,17 +321,20 @@ def test_variable_sources_exist(apps, env):
             assert ref["key"] in templates[ref["name"]]["stringData"], f"{name}: no key"
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_health_checks_use_routes_the_app_serves(apps, env):
-    checks = spinapp(apps[env])["spec"]["checks"]
+def test_health_checks_use_routes_the_app_serves(apps, env, app):
+    checks = spinapp(apps[env], app)["spec"]["checks"]
+    components = SPINAPP_COMPONENTS[app]
     expected = {"liveness": LIVENESS_PATH, "readiness": READINESS_PATH}
     assert set(checks) == set(expected)
     for probe, path in expected.items():
         got = checks[probe]["httpGet"]["path"]
-        assert got == path, f"{env}: {probe} probes {got}, expected {path}"
-        route = served_by(got)
-        assert route is not None, f"{env}: no spin.toml route serves {got}"
-        assert route.component == "health", f"{env}: {got} is served by {route.component}"
+        assert got == path, f"{env}: {app}: {probe} probes {got}, expected {path}"
+        # Served by a component this SpinApp runs.
+        route = served_by(got, components)
+        assert route is not None, f"{env}: {app} runs no component that serves {got}"
+        assert route.component == "health", f"{env}: {app}: {got} is served by {route.component}"
     # And each goes to its own route: readiness must not fall back to liveness.
     assert served_by(READINESS_PATH).route != served_by(LIVENESS_PATH).route
 
@@ -213,11 +347,17 @@ def test_route_matching_follows_spin():
     assert served_by("/api/v1/healthz") is None
     assert served_by("/api/v1/licenses/sessions/abc/heartbeat/").component == "acquire"
     assert {r.component for r in routes()} >= {"health", "validate", "acquire", "admin"}
+    # With only some components, the others' routes are gone, not handed to a neighbour.
+    assert served_by("/api/v1/admin/kv/sweep").component == "admin"
+    assert served_by("/api/v1/admin/kv/sweep", ("health", "validate")) is None
+    assert served_by("/api/v1/health/ready", ("admin",)) is None
+    assert served_by("/api/v1/health/ready", ("admin", "health")).component == "health"
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_probe_settings_are_sane(apps, env):
-    checks = spinapp(apps[env])["spec"]["checks"]
+def test_probe_settings_are_sane(apps, env, app):
+    checks = spinapp(apps[env], app)["spec"]["checks"]
     for probe in checks.values():
         assert set(probe) <= PROBE_FIELDS, set(probe) - PROBE_FIELDS
         # A Redis outage makes key-value calls hang on real Spin: a probe must time out.
@@ -229,10 +369,11 @@ def test_probe_settings_are_sane(apps, env):
 # --- The SpinApp and its executor against the operator ----------------------------------------
 
 
+@APPS
 @pytest.mark.parametrize("env", ENVS)
-def test_spinapp_has_what_the_operator_requires(apps, env):
+def test_spinapp_has_what_the_operator_requires(apps, env, app):
     docs = apps[env]
-    app = spinapp(docs)
+    app = spinapp(docs, app)
     assert app["apiVersion"] == SPINAPP_API
     spec = app["spec"]
     assert set(spec) <= SPINAPP_SPEC_FIELDS, set(spec) - SPINAPP_SPEC_FIELDS
@@ -257,6 +398,25 @@ def test_spinapp_has_what_the_operator_requires(apps, env):
     one(docs, "ServiceAccount", spec["serviceAccountName"])
     for field in ("requests", "limits"):
         assert spec["resources"][field]["memory"]
+    # The operator's own labels stay the operator's: the Services and NetworkPolicies tell the
+    # two SpinApps' pods apart by them.
+    assert not [k for k in spec.get("podLabels", {}) if k.startswith("core.spinkube.dev/")]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_both_spinapps_run_one_build_with_one_configuration(apps, env):
+    public, admin = (spinapp(apps[env], name)["spec"] for name in (PUBLIC_APP, ADMIN_APP))
+    for field in ("image", "executor", "runtimeConfig", "serviceAccountName", "checks"):
+        assert public[field] == admin[field], field
+    # A changed Secret rolls both (the overlay's secrets-revision annotation).
+    assert public["podAnnotations"] == admin["podAnnotations"], env
+    assert "license-edge/secrets-revision" in public["podAnnotations"]
+    # Where both read a variable, they read it from the same place.
+    shared = set(variables(apps[env], PUBLIC_APP)) & set(variables(apps[env], ADMIN_APP))
+    for name in shared:
+        a, b = variables(apps[env], PUBLIC_APP)[name], variables(apps[env], ADMIN_APP)[name]
+        if UNUSED_VALUE not in (a.get("value"), b.get("value")):
+            assert a == b, name
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -403,7 +563,11 @@ def test_runtime_config_names_the_stores_the_components_ask_for():
 @pytest.mark.parametrize("env", ENVS)
 def test_config_env_gives_the_addresses(env):
     config = read_env_file(OVERLAYS / env / "config.env")
-    assert {"db_host", "db_ip", "token_issuer", "redis_host"} <= set(config)
+    assert {"db_host", "db_ip", "token_issuer", "redis_host", ADMIN_CIDR_KEY} <= set(config)
+    # The admin API's internal network: a private CIDR (never the internet's addresses), or the
+    # placeholder until the operator sets it.
+    if config[ADMIN_CIDR_KEY] != PLACEHOLDER:
+        assert ipaddress.ip_network(config[ADMIN_CIDR_KEY]).is_private, config[ADMIN_CIDR_KEY]
     # The prune's retention, in days, as the route accepts it (whole numbers, 1 to 3650).
     for key, _ in PRUNE.body_from_config:
         assert re.fullmatch(r"[1-9][0-9]*", config[key]), (key, config[key])
@@ -444,22 +608,75 @@ def egress_rules(policy: dict) -> list[tuple[str, list[tuple[str, int]]]]:
 DNS = ("kube-dns", [("UDP", 53), ("TCP", 53)])
 
 
+def ingress_rules(policy: dict) -> list[tuple[list[dict], list[tuple[str, int]]]]:
+    """Each ingress rule as (its peers, or [] for any source; its ports)."""
+    return [
+        (rule.get("from", []), [(p["protocol"], p["port"]) for p in rule["ports"]])
+        for rule in policy["spec"]["ingress"]
+    ]
+
+
+APP_PORT_ONLY = [("TCP", APP_PORT)]
+# The sweep and prune CronJobs' pods, as the admin pods' ingress policy names them.
+ADMIN_CRONJOB_PEER = {
+    "podSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "license-edge"},
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/component",
+                "operator": "In",
+                "values": [job.component for job in ADMIN_CRONJOBS],
+            }
+        ],
+    }
+}
+
+
 def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     pg = config["db_ip"] + "/32"
     redis = config["redis_host"].rsplit(":", 1)[0] + "/32"
+    public, admin = app_pod(docs, PUBLIC_APP), app_pod(docs, ADMIN_APP)
+    # Egress of both SpinApps' pods: PostgreSQL, Redis, DNS.
     app = one(docs, "NetworkPolicy", "license-edge-egress")
     assert app["spec"]["policyTypes"] == ["Egress"]
-    assert app["spec"]["podSelector"]["matchLabels"] == {
-        "core.spinkube.dev/app-name": spinapp(docs)["metadata"]["name"]
-    }
+    assert selects(app["spec"]["podSelector"], public.labels)
+    assert selects(app["spec"]["podSelector"], admin.labels)
+    for job in ADMIN_CRONJOBS:
+        assert not selects(app["spec"]["podSelector"], pod_labels(one(docs, "CronJob", job.name)))
     assert egress_rules(app) == [(pg, [("TCP", 5432)]), (redis, [("TCP", 6378)]), DNS]
     migrate = one(docs, "NetworkPolicy", "license-edge-migrate-egress")
     assert migrate["spec"]["policyTypes"] == ["Egress"]
     assert egress_rules(migrate) == [(pg, [("TCP", 5432)]), DNS]
+    # The sweep and prune CronJobs: the admin SpinApp's pods and DNS.
     admin_batch = one(docs, "NetworkPolicy", ADMIN_BATCH_POLICY)
     assert admin_batch["spec"]["policyTypes"] == ["Egress"]
-    app_pods = f"pods core.spinkube.dev/app-name={spinapp(docs)['metadata']['name']}"
-    assert egress_rules(admin_batch) == [(app_pods, [("TCP", APP_PORT)]), DNS]
+    assert egress_rules(admin_batch) == [
+        (f"pods core.spinkube.dev/app-name={ADMIN_APP}", APP_PORT_ONLY), DNS
+    ]
+    # Ingress of the public pods: any source, the app's port only.
+    public_in = one(docs, "NetworkPolicy", PUBLIC_INGRESS_POLICY)
+    assert public_in["spec"]["policyTypes"] == ["Ingress"]
+    assert public_in["spec"]["podSelector"] == {
+        "matchLabels": {"core.spinkube.dev/app-name": PUBLIC_APP}
+    }
+    assert ingress_rules(public_in) == [([], APP_PORT_ONLY)]
+    # Ingress of the admin pods: the CronJobs, the namespaces labelled for it, the internal
+    # network of config.env; the app's port only.
+    admin_in = one(docs, "NetworkPolicy", ADMIN_INGRESS_POLICY)
+    assert admin_in["spec"]["policyTypes"] == ["Ingress"]
+    assert admin_in["spec"]["podSelector"] == {
+        "matchLabels": {"core.spinkube.dev/app-name": ADMIN_APP}
+    }
+    key, value = ADMIN_ACCESS_LABEL
+    assert ingress_rules(admin_in) == [
+        ([ADMIN_CRONJOB_PEER], APP_PORT_ONLY),
+        ([{"namespaceSelector": {"matchLabels": {key: value}}}], APP_PORT_ONLY),
+        ([{"ipBlock": {"cidr": config[ADMIN_CIDR_KEY]}}], APP_PORT_ONLY),
+    ]
+    # No other policy restricts or widens ingress to the app's pods.
+    for policy in docs:
+        if policy["kind"] == "NetworkPolicy" and "Ingress" in policy_types(policy):
+            assert policy["metadata"]["name"] in (PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -477,12 +694,22 @@ def test_network_policy_addresses_follow_config_env(env, tmp_path):
         "db_host=db.example.internal:5432\ndb_ip=192.0.2.10\n"
         "token_issuer=https://licenses.example.com\n"
         "redis_host=192.0.2.20:6378\n"
+        "admin_cidr=198.51.100.0/24\n"
         "prune_sessions_older_than_days=90\nprune_audit_older_than_days=365\n"
     )
     docs = render(copy / "overlays" / env)
     check_network_policies(docs, read_env_file(config_path))
     cidrs = [r[0] for r in egress_rules(one(docs, "NetworkPolicy", "license-edge-egress"))]
     assert cidrs[:2] == ["192.0.2.10/32", "192.0.2.20/32"]
+    admin_in = one(docs, "NetworkPolicy", ADMIN_INGRESS_POLICY)
+    assert admin_in["spec"]["ingress"][2]["from"] == [{"ipBlock": {"cidr": "198.51.100.0/24"}}]
+    # The admin pods take the internal network and refuse the rest of the internet; the public
+    # pods take anyone.
+    admin, public = app_pod(docs, ADMIN_APP), app_pod(docs, PUBLIC_APP)
+    assert allowed(docs, Outside("198.51.100.7"), admin, "TCP", APP_PORT)
+    assert not allowed(docs, Outside("203.0.113.9"), admin, "TCP", APP_PORT)
+    assert not allowed(docs, Outside("198.51.100.7"), admin, "TCP", 8080)
+    assert allowed(docs, Outside("203.0.113.9"), public, "TCP", APP_PORT)
     # The SpinApp reads db_host from the same (hashed) ConfigMap.
     ref = variables(docs)["db_host"]["valueFrom"]["configMapKeyRef"]
     assert one(docs, "ConfigMap", ref["name"])["data"]["db_host"] == "db.example.internal:5432"
@@ -499,8 +726,10 @@ def test_migration_job_pods_are_the_ones_its_network_policy_selects(apps, render
 
 @pytest.mark.parametrize("env", ENVS)
 def test_images_are_set(apps, rendered, env):
-    # registry/path/name with a tag or a digest (the overlay's `images:` entry reached spec.image).
+    # registry/path/name with a tag or a digest (the overlay's `images:` entry reached spec.image),
+    # the same in both SpinApps.
     image = spinapp(apps[env])["spec"]["image"]
+    assert spinapp(apps[env], ADMIN_APP)["spec"]["image"] == image
     assert re.fullmatch(r"\S+/[^\s/:@]+(:[^\s/:@]+|@sha256:[0-9a-f]{64})", image), image
     job = one(rendered[f"overlays/{env}/migrate"], "Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
@@ -597,8 +826,8 @@ def test_admin_cronjob_renders_and_validates(apps, env, job):
         kubernetes_validate.validate(cronjob, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as err:
         pytest.fail(f"{env}: CronJob {job.name}: {err.message}")
-    # In the SpinApp's namespace, so the Service's short name resolves to the app's Service.
-    assert cronjob["metadata"]["namespace"] == spinapp(docs)["metadata"]["namespace"]
+    # In the SpinApps' namespace, so the Service's short name resolves to the admin Service.
+    assert cronjob["metadata"]["namespace"] == spinapp(docs, ADMIN_APP)["metadata"]["namespace"]
     # The script it mounts is rendered alongside (kustomize gave the ConfigMap a hashed name),
     # and it is admin-batch.sh.
     pod = pod_spec(cronjob)
@@ -668,22 +897,24 @@ def test_admin_cronjobs_differ_only_in_name_schedule_route_and_body(apps, env):
 
 @JOBS
 @pytest.mark.parametrize("env", ENVS)
-def test_admin_cronjob_calls_its_admin_route_on_the_apps_service(apps, env, job):
+def test_admin_cronjob_calls_its_admin_route_on_the_admin_service(apps, env, job):
     docs = apps[env]
     env_vars = container_env(admin_container(docs, job))
     url = urlsplit(env_vars["LE_APP_URL"]["value"])
-    # Plain http to the Service the operator creates for the SpinApp, named after it (port 80),
-    # as the probes and the smoke tests reach the app inside the cluster.
+    # Plain http to the Service the operator creates for the admin SpinApp, named after it
+    # (port 80), as the probes reach the app inside the cluster. The public Service's pods serve
+    # no admin route.
     assert url.scheme == "http", url
-    assert url.hostname == spinapp(docs)["metadata"]["name"], url
+    assert url.hostname == spinapp(docs, ADMIN_APP)["metadata"]["name"] == ADMIN_APP, url
     assert url.port in (None, APP_PORT), url
     assert url.path in ("", "/") and not url.query and not url.username, url
     # admin-batch.sh appends LE_ADMIN_PATH and POSTs to it (test_admin_batch.py runs it); that
     # path is the admin component's, and the API answers POST there and nothing else.
     assert env_vars["LE_ADMIN_PATH"] == {"name": "LE_ADMIN_PATH", "value": job.path}
-    route = served_by(job.path)
+    route = served_by(job.path, SPINAPP_COMPONENTS[ADMIN_APP])
     assert route is not None and route.component == "admin", route
-    assert route.route == "/api/v1/admin/...", route
+    assert route.route == ADMIN_ROUTE, route
+    assert served_by(job.path, SPINAPP_COMPONENTS[PUBLIC_APP]) is None
     operations = openapi()["paths"].get(job.path)
     assert operations is not None, f"openapi.json does not document {job.path}"
     assert set(operations) == {"post"}, sorted(operations)
@@ -711,7 +942,9 @@ def test_prune_body_carries_the_retention_of_config_env(apps, env):
         for e in container["env"]
         if "configMapKeyRef" in e.get("valueFrom", {})
     }
-    assert config_maps == {variables(docs)["db_host"]["valueFrom"]["configMapKeyRef"]["name"]}
+    for app in SPINAPP_COMPONENTS:
+        ref = variables(docs, app)["db_host"]["valueFrom"]["configMapKeyRef"]
+        assert config_maps == {ref["name"]}, app
     # The body, as the kubelet makes it: ConfigMap keys read and $(NAME) expanded in order.
     environment = container_environment(docs, container)
     body = json.loads(environment["LE_ADMIN_BODY"])
@@ -729,9 +962,9 @@ def test_admin_cronjob_takes_the_admin_token_from_the_apps_secret(apps, env, job
     docs = apps[env]
     container = admin_container(docs, job)
     token = container_env(container)["ADMIN_TOKEN"]
-    # From the very Secret key the app's admin_token variable reads, and nothing else.
+    # From the very Secret key the admin SpinApp's admin_token variable reads, and nothing else.
     assert set(token) == {"name", "valueFrom"}, token
-    assert token["valueFrom"] == variables(docs)["admin_token"]["valueFrom"]
+    assert token["valueFrom"] == variables(docs, ADMIN_APP)["admin_token"]["valueFrom"]
     ref = token["valueFrom"]["secretKeyRef"]
     assert set(ref) == {"name", "key"}, ref  # not optional: no token, no pod
     assert ref["key"] in secret_templates()[ref["name"]]["stringData"]
@@ -751,8 +984,9 @@ def test_admin_cronjob_pods_are_the_ones_its_network_policy_selects(apps, env, j
     policy = one(apps[env], "NetworkPolicy", ADMIN_BATCH_POLICY)
     assert selects(policy["spec"]["podSelector"], pod_labels(cronjob))
     assert cronjob["metadata"]["namespace"] == policy["metadata"]["namespace"]
-    # And no other pod of the app's: not the app's own, not the migration Job's.
-    assert not selects(policy["spec"]["podSelector"], app_pod(apps[env]).labels)
+    # And no other pod of the app's: not the SpinApps', not the migration Job's.
+    for app in SPINAPP_COMPONENTS:
+        assert not selects(policy["spec"]["podSelector"], app_pod(apps[env], app).labels)
     assert not selects(
         policy["spec"]["podSelector"],
         {"app.kubernetes.io/name": "license-edge", "app.kubernetes.io/component": "migrate"},
@@ -769,6 +1003,16 @@ class Pod:
     namespace: str
     labels: dict
     port_names: tuple[tuple[str, int], ...] = ()
+    # Its namespace's labels besides kubernetes.io/metadata.name, which every namespace carries.
+    namespace_labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Outside:
+    """An address outside the cluster (a client on the internet or the internal network): only
+    ipBlock peers match it."""
+
+    ip: str
 
 
 def selects(selector: dict, labels: dict[str, str]) -> bool:
@@ -791,12 +1035,23 @@ def policy_types(policy: dict) -> list[str]:
     return spec.get("policyTypes") or ["Ingress"] + (["Egress"] if spec.get("egress") else [])
 
 
-def peer_matches(peer: dict, policy_namespace: str, pod: Pod) -> bool:
+def peer_matches(peer: dict, policy_namespace: str, pod: Pod | Outside) -> bool:
+    if isinstance(pod, Outside):
+        if "ipBlock" not in peer:
+            return False
+        try:
+            cidr = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+        except ValueError:  # the placeholder: matches no address
+            return False
+        ip = ipaddress.ip_address(pod.ip)
+        excepted = any(ip in ipaddress.ip_network(e) for e in peer["ipBlock"].get("except", []))
+        return ip in cidr and not excepted
     if "ipBlock" in peer:
         return False
     if "namespaceSelector" in peer:
         namespace_ok = selects(
-            peer["namespaceSelector"], {"kubernetes.io/metadata.name": pod.namespace}
+            peer["namespaceSelector"],
+            {"kubernetes.io/metadata.name": pod.namespace, **dict(pod.namespace_labels)},
         )
     else:
         namespace_ok = pod.namespace == policy_namespace
@@ -841,16 +1096,16 @@ def admits(docs: list[dict], pod: Pod, direction: str, other: Pod, protocol, por
     return False
 
 
-def allowed(docs: list[dict], src: Pod, dst: Pod, protocol: str, port: int) -> bool:
-    """Whether a connection from pod src to pod dst's port passes every NetworkPolicy."""
-    return admits(docs, src, "Egress", dst, protocol, port, dst) and admits(
-        docs, dst, "Ingress", src, protocol, port, dst
-    )
+def allowed(docs: list[dict], src: Pod | Outside, dst: Pod, protocol: str, port: int) -> bool:
+    """Whether a connection from src (a pod, or an address outside the cluster) to pod dst's port
+    passes every NetworkPolicy."""
+    egress = isinstance(src, Outside) or admits(docs, src, "Egress", dst, protocol, port, dst)
+    return egress and admits(docs, dst, "Ingress", src, protocol, port, dst)
 
 
-def app_pod(docs: list[dict]) -> Pod:
-    """A serving pod of the SpinApp, labelled as spin-operator v0.6.1 labels them."""
-    app = spinapp(docs)
+def app_pod(docs: list[dict], name: str = PUBLIC_APP) -> Pod:
+    """A serving pod of a SpinApp, labelled as spin-operator v0.6.1 labels them."""
+    app = spinapp(docs, name)
     name = app["metadata"]["name"]
     labels = {
         "core.spinkube.dev/app-name": name,
@@ -863,38 +1118,134 @@ def app_pod(docs: list[dict]) -> Pod:
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
 
 
+def operator_service_selector(app: str) -> dict:
+    """The selector of the Service spin-operator v0.6.1 creates for SpinApp `app`
+    (internal/controller/service.go): its ready pods."""
+    return {"matchLabels": {f"core.spinkube.dev/app.{app}.status": "ready"}}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_each_service_sends_to_its_own_spinapps_pods_only(apps, env):
+    # Service license-edge (the one to expose) never reaches an admin pod, and
+    # license-edge-admin never a public one.
+    for app in SPINAPP_COMPONENTS:
+        for other in SPINAPP_COMPONENTS:
+            pod = app_pod(apps[env], other)
+            assert selects(operator_service_selector(app), pod.labels) == (app == other)
+
+
 @JOBS
 @pytest.mark.parametrize("env", ENVS)
-def test_admin_cronjob_pods_may_reach_the_app_and_dns_and_nothing_else(apps, env, job):
+def test_admin_cronjob_pods_may_reach_the_admin_app_and_dns_and_nothing_else(apps, env, job):
     docs = apps[env]
-    app = app_pod(docs)
-    caller = Pod(app.namespace, pod_labels(one(docs, "CronJob", job.name)))
-    # The app's port, whatever policy selects either side; and DNS for the Service's name.
-    assert allowed(docs, caller, app, "TCP", APP_PORT)
+    admin = app_pod(docs, ADMIN_APP)
+    caller = Pod(admin.namespace, pod_labels(one(docs, "CronJob", job.name)))
+    # The admin pods' port, whatever policy selects either side; and DNS for the Service's name.
+    assert allowed(docs, caller, admin, "TCP", APP_PORT)
     assert allowed(docs, caller, KUBE_DNS, "UDP", 53) and allowed(docs, caller, KUBE_DNS, "TCP", 53)
-    # Nothing else: another port of the app, another pod, the app's pods in another namespace,
-    # PostgreSQL's port on another pod.
-    assert not allowed(docs, caller, app, "TCP", 8080)
-    assert not allowed(docs, caller, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
-    assert not allowed(docs, caller, Pod("elsewhere", app.labels, app.port_names), "TCP", APP_PORT)
-    assert not allowed(docs, caller, Pod(app.namespace, {"app": "postgres"}), "TCP", 5432)
+    # Nothing else: another port of the app, the public pods, another pod, the admin pods in
+    # another namespace, PostgreSQL's port on another pod.
+    assert not allowed(docs, caller, admin, "TCP", 8080)
+    assert not allowed(docs, caller, app_pod(docs, PUBLIC_APP), "TCP", APP_PORT)
+    assert not allowed(docs, caller, Pod(admin.namespace, {"app": "other"}), "TCP", APP_PORT)
+    elsewhere = Pod("elsewhere", admin.labels, admin.port_names)
+    assert not allowed(docs, caller, elsewhere, "TCP", APP_PORT)
+    assert not allowed(docs, caller, Pod(admin.namespace, {"app": "postgres"}), "TCP", 5432)
+
+
+# Sources of connections to the app's pods, by where they come from.
+INTERNET = Outside("203.0.113.9")
+PLACEHOLDER_CIDR = "REPLACE_ME"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_admin_pods_admit_only_the_internal_sources(apps, env):
+    docs = apps[env]
+    admin, public = app_pod(docs, ADMIN_APP), app_pod(docs, PUBLIC_APP)
+    namespace = admin.namespace
+    key, value = ADMIN_ACCESS_LABEL
+    # Every ingress policy that selects the admin pods admits only these peers, on the app's
+    # port only (so no rule admits any source).
+    selecting = [
+        p for p in docs
+        if p["kind"] == "NetworkPolicy" and "Ingress" in policy_types(p)
+        and p["metadata"]["namespace"] == namespace
+        and selects(p["spec"]["podSelector"], admin.labels)
+    ]  # fmt: skip
+    assert [p["metadata"]["name"] for p in selecting] == [ADMIN_INGRESS_POLICY]
+    config = read_env_file(OVERLAYS / env / "config.env")
+    for peers, ports in ingress_rules(selecting[0]):
+        assert peers, "a rule without peers admits every source"
+        assert ports == APP_PORT_ONLY
+        for peer in peers:
+            assert peer in (
+                ADMIN_CRONJOB_PEER,
+                {"namespaceSelector": {"matchLabels": {key: value}}},
+                {"ipBlock": {"cidr": config[ADMIN_CIDR_KEY]}},
+            ), peer
+    # Admitted: the sweep and prune CronJobs' pods; any pod of a namespace labelled for it.
+    for job in ADMIN_CRONJOBS:
+        caller = Pod(namespace, pod_labels(one(docs, "CronJob", job.name)))
+        assert admits(docs, admin, "Ingress", caller, "TCP", APP_PORT, admin), job.name
+    ops = Pod("ops", {"app": "console"}, namespace_labels=(ADMIN_ACCESS_LABEL,))
+    assert admits(docs, admin, "Ingress", ops, "TCP", APP_PORT, admin)
+    # Refused: the internet, another pod of the namespace (the public app's, the migration
+    # Job's, any other), a pod of an unlabelled namespace, another port.
+    assert not admits(docs, admin, "Ingress", INTERNET, "TCP", APP_PORT, admin)
+    assert not admits(docs, admin, "Ingress", public, "TCP", APP_PORT, admin)
+    migrate = Pod(namespace, {"app.kubernetes.io/name": "license-edge",
+                              "app.kubernetes.io/component": "migrate"})  # fmt: skip
+    unlabelled = Pod("ops", {"app": "console"})
+    for pod in (migrate, Pod(namespace, {"app": "other"}), unlabelled):
+        assert not admits(docs, admin, "Ingress", pod, "TCP", APP_PORT, admin), pod
+    # The label on the namespace, not on the pod, is what counts.
+    labelled_pod = Pod("ops", {ADMIN_ACCESS_LABEL[0]: ADMIN_ACCESS_LABEL[1]})
+    assert not admits(docs, admin, "Ingress", labelled_pod, "TCP", APP_PORT, admin)
+    sweep = Pod(namespace, pod_labels(one(docs, "CronJob", SWEEP.name)))
+    assert not admits(docs, admin, "Ingress", sweep, "TCP", 8080, admin)
+    assert not admits(docs, admin, "Ingress", ops, "TCP", 8080, admin)
+    # The public pods admit anyone, on the app's port only.
+    assert admits(docs, public, "Ingress", INTERNET, "TCP", APP_PORT, public)
+    anyone = Pod("default", {"app": "other"})
+    assert admits(docs, public, "Ingress", anyone, "TCP", APP_PORT, public)
+    assert not admits(docs, public, "Ingress", INTERNET, "TCP", 8080, public)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pods_of_a_namespace_labelled_for_admin_access_reach_the_admin_pods(apps, env):
+    docs = apps[env]
+    admin = app_pod(docs, ADMIN_APP)
+    key, value = ADMIN_ACCESS_LABEL
+    policy = one(docs, "NetworkPolicy", ADMIN_INGRESS_POLICY)
+    (peer,) = policy["spec"]["ingress"][1]["from"]
+    # The namespace rule matches a namespace by its admin-access label and nothing else.
+    assert selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": "ops", key: value})
+    assert not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": "ops"})
+    assert "podSelector" not in peer  # every pod of such a namespace
+    # And the admin Service is the one a labelled namespace's pod would call: the operator's
+    # Service of license-edge-admin, port 80 to the pods' http-app.
+    assert selects(operator_service_selector(ADMIN_APP), admin.labels)
 
 
 @JOBS
 def test_network_policy_evaluation_follows_kubernetes(apps, job):
-    # A guard on the evaluator the test above relies on: an ingress policy on the app's pods
-    # that does not admit the CronJob's pods must be caught, and one that admits them must pass.
+    # A guard on the evaluator the tests above rely on: an ingress policy on the admin pods that
+    # does not admit the CronJob's pods must be caught, and one that admits them must pass.
     docs = apps[ENVS[0]]
-    app = app_pod(docs)
-    sweep = Pod(app.namespace, pod_labels(one(docs, "CronJob", job.name)))
+    admin = app_pod(docs, ADMIN_APP)
+    # The rendered documents without their ingress policies, to try others in their place.
+    bare = [
+        d for d in docs if not (d["kind"] == "NetworkPolicy" and "Ingress" in policy_types(d))
+    ]
+    sweep = Pod(admin.namespace, pod_labels(one(docs, "CronJob", job.name)))
 
     def ingress(*peers: dict, ports=None) -> dict:
         rule = {"from": list(peers)} | ({"ports": ports} if ports else {})
         return {
             "kind": "NetworkPolicy",
-            "metadata": {"name": "app-ingress", "namespace": app.namespace},
+            "metadata": {"name": "app-ingress", "namespace": admin.namespace},
             "spec": {
-                "podSelector": {"matchLabels": {"core.spinkube.dev/app-name": "license-edge"}},
+                "podSelector": {"matchLabels": {"core.spinkube.dev/app-name": ADMIN_APP}},
                 "policyTypes": ["Ingress"],
                 "ingress": [rule],
             },
@@ -902,7 +1253,6 @@ def test_network_policy_evaluation_follows_kubernetes(apps, job):
 
     load_balancer = {"ipBlock": {"cidr": "35.191.0.0/16"}}
     kv_sweep = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": job.component}}}
-    # As deploy/README.md suggests admitting both CronJobs at once.
     by_expression = {
         "podSelector": {
             "matchExpressions": [
@@ -915,18 +1265,37 @@ def test_network_policy_evaluation_follows_kubernetes(apps, job):
         }
     }
     someone_else = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "migrate"}}}
-    assert not allowed(docs + [ingress(someone_else)], sweep, app, "TCP", APP_PORT)
-    assert not allowed(docs + [ingress(load_balancer)], sweep, app, "TCP", APP_PORT)
-    assert allowed(docs + [ingress(load_balancer, kv_sweep)], sweep, app, "TCP", APP_PORT)
-    assert allowed(docs + [ingress(by_expression)], sweep, app, "TCP", APP_PORT)
+    assert allowed(bare, sweep, admin, "TCP", APP_PORT)  # no ingress policy: anything goes
+    assert not allowed(bare + [ingress(someone_else)], sweep, admin, "TCP", APP_PORT)
+    assert not allowed(bare + [ingress(load_balancer)], sweep, admin, "TCP", APP_PORT)
+    assert allowed(bare + [ingress(load_balancer, kv_sweep)], sweep, admin, "TCP", APP_PORT)
+    assert allowed(bare + [ingress(by_expression)], sweep, admin, "TCP", APP_PORT)
     named = ingress(kv_sweep, ports=[{"protocol": "TCP", "port": APP_PORT_NAME}])
-    assert allowed(docs + [named], sweep, app, "TCP", APP_PORT)
+    assert allowed(bare + [named], sweep, admin, "TCP", APP_PORT)
     other_port = ingress(kv_sweep, ports=[{"protocol": "TCP", "port": 8080}])
-    assert not allowed(docs + [other_port], sweep, app, "TCP", APP_PORT)
+    assert not allowed(bare + [other_port], sweep, admin, "TCP", APP_PORT)
+    # Two policies selecting a pod admit the union of their rules.
+    assert allowed(bare + [ingress(someone_else), ingress(kv_sweep)], sweep, admin, "TCP", APP_PORT)
+    # ipBlock peers match addresses outside the cluster, never pods; except carves out.
+    assert allowed(bare + [ingress(load_balancer)], Outside("35.191.1.2"), admin, "TCP", APP_PORT)
+    assert not allowed(bare + [ingress(load_balancer)], Outside("35.192.1.2"), admin, "TCP", 80)
+    carved = {"ipBlock": {"cidr": "35.191.0.0/16", "except": ["35.191.1.0/24"]}}
+    assert not allowed(bare + [ingress(carved)], Outside("35.191.1.2"), admin, "TCP", APP_PORT)
+    assert not allowed(bare + [ingress(kv_sweep)], Outside("35.191.1.2"), admin, "TCP", APP_PORT)
+    placeholder = {"ipBlock": {"cidr": PLACEHOLDER_CIDR}}
+    assert not allowed(bare + [ingress(placeholder)], INTERNET, admin, "TCP", APP_PORT)
+    # A namespaceSelector peer matches pods of other namespaces by their namespace's labels.
+    by_name = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}}}
+    assert allowed(bare + [ingress(by_name)], Pod("ops", {}), admin, "TCP", APP_PORT)
+    assert not allowed(bare + [ingress(by_name)], Pod("dev", {}), admin, "TCP", APP_PORT)
+    by_label = {"namespaceSelector": {"matchLabels": {"team": "ops"}}}
+    team = Pod("dev", {}, namespace_labels=(("team", "ops"),))
+    assert allowed(bare + [ingress(by_label)], team, admin, "TCP", APP_PORT)
+    assert not allowed(bare + [ingress(by_label)], Pod("dev", {}), admin, "TCP", APP_PORT)
     # Egress: without its policy the pod could go anywhere; with it, only where it says.
-    without = [d for d in docs if d["metadata"]["name"] != ADMIN_BATCH_POLICY]
-    assert allowed(without, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
-    assert not allowed(docs, sweep, Pod(app.namespace, {"app": "other"}), "TCP", APP_PORT)
+    without = [d for d in bare if d["metadata"]["name"] != ADMIN_BATCH_POLICY]
+    assert allowed(without, sweep, Pod(admin.namespace, {"app": "other"}), "TCP", APP_PORT)
+    assert not allowed(bare, sweep, Pod(admin.namespace, {"app": "other"}), "TCP", APP_PORT)
 
 
 # --- deploy/README.md -------------------------------------------------------------------------
@@ -1000,3 +1369,40 @@ def test_readme_lists_both_admin_cronjobs_and_the_retention_settings():
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     contents = re.findall(r"^- \[(.+?)\]\(#", text, flags=re.M)
     assert contents == headings[1:], (contents, headings)
+
+
+def test_readme_says_how_to_expose_the_public_api_and_keep_admin_internal():
+    text = README.read_text()
+    assert "### The admin API, internal only" in text
+    names = (PUBLIC_APP, ADMIN_APP, PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY)
+    for name in names + ("spinapp-admin.yaml",):
+        assert name in text, name
+    assert f"`{ADMIN_CIDR_KEY}`" in text
+    # The namespace label it tells the operator to set is the one the policy admits.
+    key, value = ADMIN_ACCESS_LABEL
+    labels = [c for c in readme_commands() if c.startswith("kubectl label namespace ")]
+    assert any(c.split()[-1] == f"{key}={value}" for c in labels), labels
+    # Every port-forward names one of the two Services; every run of the admin script from a
+    # workstation goes to the admin Service's port-forward.
+    forwards = {}
+    for command in readme_commands():
+        match = re.search(r"port-forward svc/(\S+) (\d+):80\b", command)
+        if match:
+            assert match[1] in SPINAPP_COMPONENTS, command
+            assert forwards.setdefault(match[2], match[1]) == match[1], command
+    assert set(forwards.values()) == set(SPINAPP_COMPONENTS), forwards
+    scripted = [c for c in readme_commands() if ADMIN_SCRIPT.name in c and "LE_APP_URL=" in c]
+    assert scripted
+    for command in scripted:
+        port = urlsplit(re.search(r"LE_APP_URL=(\S+)", command)[1]).port
+        assert forwards.get(str(port)) == ADMIN_APP, command
+
+
+def test_every_rollout_waits_for_both_spinapps():
+    # By hand (deploy/README.md) and in the pipeline (deploy.yml): both Deployments, each time.
+    workflow = (ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    for text in ("\n".join(readme_commands()), workflow):
+        waits = re.findall(r"rollout status deployment/(\S+)", text)
+        assert waits, text[:200]
+        assert sorted(set(waits)) == sorted(SPINAPP_COMPONENTS), waits
+        assert waits.count(PUBLIC_APP) == waits.count(ADMIN_APP), waits

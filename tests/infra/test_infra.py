@@ -340,10 +340,15 @@ def test_overlays_render_from_sample_outputs(env, tmp_path):
     render_overlay = load_render_overlay(copy / "overlays")
     outputs = json.loads((SAMPLE_OUTPUTS / f"{env}.json").read_text())
     digest = "sha256:" + "ab" * 32
+    # admin_cidr, the internal network that may call the admin API, is the operator's to set (no
+    # OpenTofu output names it): set it as they would, and check render-overlay.py keeps it.
+    config_env = copy / "overlays" / env / "config.env"
+    config_env.write_text(config_env.read_text().replace("admin_cidr=REPLACE_ME", "admin_cidr=10.8.0.0/16"))
     for path, text in render_overlay.render(env, outputs, digest).items():
         path.write_text(text)
 
     config = read_env_file(copy / "overlays" / env / "config.env")
+    assert config["admin_cidr"] == "10.8.0.0/16"
     values = {k: v["value"] for k, v in outputs.items()}
     assert config["db_host"] == values["db_dns_name"].rstrip(".") + ":5432"
     assert config["db_ip"] == values["db_private_ip"]
