@@ -130,7 +130,10 @@ mod tests {
         assert!(!f.contains("4c4c4544"));
         // Pinned (and equal to the Python package's): a fingerprint must never change between
         // versions, or every machine would take a second seat after an update.
-        assert_eq!(fingerprint_of("machine-1"), "aa17bde707d0360b1e3b667bd2f8cc75");
+        assert_eq!(
+            fingerprint_of("machine-1"),
+            "aa17bde707d0360b1e3b667bd2f8cc75"
+        );
         assert_eq!(
             fingerprint_of("machine-1"),
             machine_id_hash("license-edge machine v1\0machine-1")[..32]
