@@ -150,9 +150,21 @@ fn refusals() {
         other => panic!("expected a 403, got {other:?}"),
     }
     let (_, limited) = world.license(&s["rate_limited"]);
-    let _first = Seat::acquire(config(&world, &limited, "m1")).expect("the first attempt");
-    match Seat::acquire(config(&world, &limited, "m2")) {
-        Err(e @ Error::RateLimited { retry_after }) => {
+    // One attempt a minute: of three quick attempts, at least the third is refused even when
+    // a minute's window turns between two of them.
+    let mut held = Vec::new();
+    let mut refused = None;
+    for machine in ["m1", "m2", "m3"] {
+        match Seat::acquire(config(&world, &limited, machine)) {
+            Ok(seat) => held.push(seat),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(e @ Error::RateLimited { retry_after }) => {
             assert!(retry_after.is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(60)));
             assert!(e.is_transient());
         }
@@ -193,10 +205,13 @@ fn offline_grace_then_back_online() {
     };
     // The server's grace, and nothing longer.
     assert_eq!(unix(until), exp + grace);
+    // The clock is read before each check, so a licensed answer proves the instant read was
+    // inside the grace; polls are 50 ms apart (1.5 s allowed for a loaded machine).
     let mut licensed_until = SystemTime::now();
     assert!(eventually(Duration::from_secs(grace as u64 + 5), || {
+        let before = SystemTime::now();
         if seat.is_licensed() {
-            licensed_until = SystemTime::now();
+            licensed_until = before;
             false
         } else {
             true
@@ -208,7 +223,7 @@ fn offline_grace_then_back_online() {
         .unwrap()
         .as_secs_f64();
     assert!(
-        last_licensed >= (exp + grace) as f64 - 0.5 && last_licensed < (exp + grace) as f64 + 0.01,
+        last_licensed >= (exp + grace) as f64 - 1.5 && last_licensed < (exp + grace) as f64,
         "licensed until {last_licensed}, the grace ends at {}",
         exp + grace
     );

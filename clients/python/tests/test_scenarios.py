@@ -124,15 +124,19 @@ def refusals(world: World, s: Dict[str, Any]) -> None:
         seat(world, suspended["key"], "m")
     assert forbidden.value.code == "license_suspended"
     limited = world.license(s["rate_limited"])
-    first = seat(world, limited["key"], "m1")
+    # One attempt a minute: of three quick attempts, at least the third is refused even when
+    # a minute's window turns between two of them.
+    held = []
     try:
         with pytest.raises(RateLimited) as limited_error:
-            seat(world, limited["key"], "m2")
+            for machine in ("m1", "m2", "m3"):
+                held.append(seat(world, limited["key"], machine))
         assert limited_error.value.retry_after is not None
         assert 0 < limited_error.value.retry_after <= 60
         assert limited_error.value.transient
     finally:
-        first.release()
+        for h in held:
+            h.release()
 
 
 def offline_grace_then_back_online(world: World, s: Dict[str, Any]) -> None:
@@ -152,14 +156,15 @@ def offline_grace_then_back_online(world: World, s: Dict[str, Any]) -> None:
         last_licensed = [time.time()]
 
         def lapsed() -> bool:
+            before = time.time()  # read before the check: a licensed answer proves it
             if held.licensed:
-                last_licensed[0] = time.time()
+                last_licensed[0] = before
                 return False
             return True
 
         assert eventually(grace + 5, lapsed)
         assert held.status().state is State.LAPSED
-        assert exp + grace - 0.5 <= last_licensed[0] < exp + grace + 0.01, (last_licensed, exp)
+        assert exp + grace - 1.5 <= last_licensed[0] < exp + grace, (last_licensed, exp)
 
         world.start()
         assert eventually(10, lambda: held.status().state is State.ONLINE), held.status()

@@ -172,7 +172,8 @@ impl Seat {
     /// Stops renewing and releases the seat on the server, freeing it for another machine at
     /// once. The seat is [`Status::Released`] whatever the answer; an error says the server
     /// did not confirm (unreachable: the lease then lapses by itself; a borrowed session
-    /// cannot be released: [`Error::SessionBorrowed`]).
+    /// cannot be released: [`Error::SessionBorrowed`]). It first waits for a renewal in
+    /// flight, at most the request timeout.
     pub fn release(mut self) -> Result<(), Error> {
         self.release_inner()
     }
