@@ -83,9 +83,10 @@ impl Config {
     }
 
     /// The longest wait between two attempts while the server fails (default 300 s). Waits
-    /// start at the heartbeat interval and double with each failure up to this.
+    /// start at the heartbeat interval and double with each failure up to this (at most a
+    /// day).
     pub fn with_max_backoff(mut self, max: Duration) -> Config {
-        self.max_backoff = max.max(Duration::from_millis(100));
+        self.max_backoff = max.clamp(Duration::from_millis(100), Duration::from_secs(86_400));
         self
     }
 

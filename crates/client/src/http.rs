@@ -9,6 +9,10 @@ use crate::error::Error;
 /// The most read from one answer (a grant is under 2 KiB, a key set a few).
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
+/// The longest wait a server can ask for (interval, `Retry-After`): a day. Larger values are
+/// a server's mistake, and would overflow the clock arithmetic.
+pub(crate) const MAX_WAIT_SECS: u64 = 86_400;
+
 /// What a granted acquire or heartbeat answers, before its token is verified.
 #[derive(Debug, Clone)]
 pub(crate) struct Grant {
@@ -100,7 +104,7 @@ fn answer(sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(|s| Duration::from_secs(s.min(MAX_WAIT_SECS)));
     let text = resp
         .body_mut()
         .with_config()
@@ -141,8 +145,9 @@ pub(crate) fn refusal(status: u16, retry_after: Option<Duration>, body: Option<&
             borrowed_until: detail_str("borrowed_until"),
         },
         (429, _) => Error::RateLimited {
-            retry_after: retry_after
-                .or_else(|| detail_u64("retry_after_s").map(Duration::from_secs)),
+            retry_after: retry_after.or_else(|| {
+                detail_u64("retry_after_s").map(|s| Duration::from_secs(s.min(MAX_WAIT_SECS)))
+            }),
         },
         (401, _) => Error::Unauthorized,
         (403, _) => Error::Forbidden { code, message },
@@ -170,7 +175,10 @@ fn grant(v: Value) -> Result<Grant, Error> {
         session_id: field("session_id")?,
         token: field("license_token")?,
         heartbeat_interval: Duration::from_secs(
-            v["heartbeat_interval_s"].as_u64().unwrap_or(180).max(1),
+            v["heartbeat_interval_s"]
+                .as_u64()
+                .unwrap_or(180)
+                .clamp(1, MAX_WAIT_SECS),
         ),
     })
 }
@@ -278,6 +286,23 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_server_cannot_ask_for_waits_longer_than_a_day() {
+        let g = grant(
+            json!({"session_id": "s", "license_token": "t", "heartbeat_interval_s": u64::MAX}),
+        )
+        .unwrap();
+        assert_eq!(g.heartbeat_interval, Duration::from_secs(MAX_WAIT_SECS));
+        let body =
+            json!({"error": {"code": "rate_limited", "details": {"retry_after_s": u64::MAX}}});
+        assert_eq!(
+            refusal(429, None, Some(&body)),
+            Error::RateLimited {
+                retry_after: Some(Duration::from_secs(MAX_WAIT_SECS))
+            }
+        );
     }
 
     #[test]

@@ -43,8 +43,8 @@
 //! the same from a plain `main`, a GUI or inside an async program (the thread never blocks
 //! the program's executor), and keeps the dependency tree small: `ureq` with rustls and
 //! ring (the same build licensectl uses) and no async runtime. An async program calls
-//! [`Seat::acquire`] through its runtime's `spawn_blocking` once; everything after is
-//! non-blocking reads of shared state.
+//! [`Seat::acquire`] and [`Seat::release`] (or the drop) through its runtime's
+//! `spawn_blocking`; everything in between is non-blocking reads of shared state.
 
 #![deny(missing_docs)]
 

@@ -247,7 +247,12 @@ impl Shared {
 
     /// Waits `delay`; true when told to stop meanwhile.
     fn wait_for_stop(&self, delay: Duration) -> bool {
-        let deadline = std::time::Instant::now() + delay;
+        let now = std::time::Instant::now();
+        // Delays are at most a day (see `MAX_WAIT_SECS`), so this cannot overflow; if it
+        // could, waiting for the stop alone is the safe reading.
+        let deadline = now
+            .checked_add(delay)
+            .unwrap_or(now + Duration::from_secs(86_400));
         let mut stop = lock(&self.stop);
         loop {
             if *stop {
@@ -280,7 +285,7 @@ impl Shared {
         };
         let base = base.max(state.retry_after.unwrap_or_default());
         let jitter = 0.9 + (random_u64() % 2001) as f64 / 10_000.0;
-        base.mul_f64(jitter)
+        Duration::try_from_secs_f64(base.as_secs_f64() * jitter).unwrap_or(base)
     }
 
     /// One renewal: heartbeat the session, or acquire again when it has ended.
@@ -425,7 +430,11 @@ impl Client {
             session_id: cached.session_id,
             token: cached.token,
             verified,
-            interval: Duration::from_secs(cached.heartbeat_interval_s.max(1)),
+            interval: Duration::from_secs(
+                cached
+                    .heartbeat_interval_s
+                    .clamp(1, crate::http::MAX_WAIT_SECS),
+            ),
             failures: 0,
             refused: false,
             last_error: None,

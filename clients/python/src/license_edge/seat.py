@@ -23,6 +23,8 @@ from .errors import (ConfigError, LicenseError, ServerError, SessionEnded, Token
 
 __version__ = "0.1.0"
 MAX_ANSWER_BYTES = 1 << 20
+#: The longest wait a server can ask for (interval, Retry-After): a day.
+MAX_WAIT = 86_400
 
 
 class State(enum.Enum):
@@ -93,7 +95,7 @@ class Seat:
         self._issuer = issuer
         self._failures_before_offline = max(1, failures_before_offline)
         self._leeway = int(clock_leeway)
-        self._max_backoff = max(0.1, float(max_backoff))
+        self._max_backoff = min(max(0.1, float(max_backoff)), float(MAX_WAIT))
         self._timeout = timeout
         self._metadata = dict(metadata) if metadata is not None else None
         self._pinned = pinned_jwks is not None
@@ -256,7 +258,7 @@ class Seat:
                 base = held.interval
             else:
                 base = min(self._max_backoff, held.interval * 2 ** min(held.failures - 1, 16))
-            base = max(base, held.retry_after or 0.0)
+            base = min(max(base, held.retry_after or 0.0), MAX_WAIT)
         return base * random.uniform(0.9, 1.1)
 
     def _renew(self) -> None:
@@ -309,7 +311,7 @@ class Seat:
             return parsed
         retry_after: Optional[float] = None
         try:
-            retry_after = float(r.headers.get("Retry-After", ""))
+            retry_after = min(float(r.headers.get("Retry-After", "")), MAX_WAIT)
         except ValueError:
             pass
         raise refusal(r.status_code, retry_after, parsed)
@@ -350,7 +352,7 @@ class Seat:
 
     def _fresh(self, grant: Dict[str, Any], claims: Dict[str, Any]) -> _Held:
         interval = grant.get("heartbeat_interval_s")
-        interval = interval if isinstance(interval, int) and interval > 0 else 180
+        interval = min(interval, MAX_WAIT) if isinstance(interval, int) and interval > 0 else 180
         if self._cache:
             try:
                 self._cache.store_seat(CachedSeat(grant["session_id"], grant["license_token"],
@@ -370,7 +372,7 @@ class Seat:
         if claims["sid"] != cached.session_id:
             return None
         return _Held(cached.session_id, cached.token, claims,
-                     float(max(1, cached.heartbeat_interval_s)))
+                     float(min(max(1, cached.heartbeat_interval_s), MAX_WAIT)))
 
 
 def _segment(session_id: str) -> str:
