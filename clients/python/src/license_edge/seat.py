@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError as TransportError
 
 from . import _token
 from ._cache import Cache, CachedSeat
@@ -296,13 +297,15 @@ class Seat:
     def _call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
         headers = {"Authorization": self._auth} if not path.startswith("/.well-known") else {}
         try:
-            r = self._http.request(method, self._base + path, json=body, headers=headers,
-                                   timeout=self._timeout, allow_redirects=False)
-            content = r.content[:MAX_ANSWER_BYTES]
-        except requests.RequestException as e:
+            with self._http.request(method, self._base + path, json=body, headers=headers,
+                                    timeout=self._timeout, allow_redirects=False,
+                                    stream=True) as r:
+                # At most MAX_ANSWER_BYTES are read, whatever the server sends.
+                content = r.raw.read(MAX_ANSWER_BYTES, decode_content=True)
+        except (requests.RequestException, TransportError, OSError) as e:
             raise Unreachable(str(e)) from e
         try:
-            parsed: Any = r.json() if content else None
+            parsed: Any = json.loads(content) if content else None
         except ValueError:
             parsed = None
         if 200 <= r.status_code < 300:
