@@ -106,9 +106,10 @@ def refusal(status: int, retry_after: Optional[float], body: Any) -> LicenseErro
     error: Mapping[str, Any] = {}
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]
-    code = error.get("code") if isinstance(error.get("code"), str) else f"http_{status}"
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
-    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    raw_code, raw_message, raw_details = error.get("code"), error.get("message"), error.get("details")
+    code: str = raw_code if isinstance(raw_code, str) else f"http_{status}"
+    message: str = raw_message if isinstance(raw_message, str) else ""
+    details: Mapping[str, Any] = raw_details if isinstance(raw_details, dict) else {}
 
     def num(name: str) -> Optional[int]:
         v = details.get(name)
