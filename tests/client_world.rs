@@ -26,6 +26,12 @@ use crate::{
 /// The `kid` the server signs with after [`ClientWorld::rotate`].
 pub const ROTATED_KID: &str = "test-2027-01";
 
+/// The organization every license of a [`ClientWorld`] belongs to.
+const CLIENTS_ORG: &str = "org_clients";
+const CLIENTS_PRODUCT_ID: &str = "prod_clients";
+/// The product the programs name: `{organization_id}/{product_code}`, the tokens' `aud`.
+pub const PRODUCT: &str = "org_clients/cad-pro";
+
 /// The app behind a front door the test controls, over a fresh database. Blocking methods:
 /// it owns its own runtime, so a blocking client library can be driven from a plain test.
 pub struct ClientWorld {
@@ -188,14 +194,30 @@ impl Inner {
         };
         let lic = create_license(&self.db, &self.kv, spec).await;
         let grace = int("offline_grace_seconds", 86_400);
-        pg_client(&self.db)
-            .await
-            .execute(
-                "UPDATE licenses SET offline_grace_seconds = $2 WHERE id = $1",
-                &[&lic.id, &grace],
-            )
-            .await
-            .expect("set the offline grace");
+        let pg = pg_client(&self.db).await;
+        pg.execute(
+            "UPDATE licenses SET offline_grace_seconds = $2 WHERE id = $1",
+            &[&lic.id, &grace],
+        )
+        .await
+        .expect("set the offline grace");
+        // Every license of this world belongs to one organization's `cad-pro`, so the
+        // programs name one product: PRODUCT, as tokens' `aud` says it.
+        let now = crate::now_ms();
+        pg.batch_execute(&format!(
+            "INSERT INTO organizations (id, name, created_at) VALUES ('{CLIENTS_ORG}', 'Clients', {now}) \
+             ON CONFLICT DO NOTHING; \
+             INSERT INTO products (id, organization_id, code, name, created_at) \
+             VALUES ('{CLIENTS_PRODUCT_ID}', '{CLIENTS_ORG}', 'cad-pro', 'CAD Pro', {now}) ON CONFLICT DO NOTHING;"
+        ))
+        .await
+        .expect("the clients' organization");
+        pg.execute(
+            "UPDATE licenses SET organization_id = $2, product_id = $3 WHERE id = $1",
+            &[&lic.id, &CLIENTS_ORG, &CLIENTS_PRODUCT_ID],
+        )
+        .await
+        .expect("the license joins the clients' organization");
         (lic.id, lic.key)
     }
 
@@ -323,7 +345,11 @@ impl Inner {
         match (method, path) {
             ("GET", "/server") => (
                 200,
-                json!({ "url": format!("http://127.0.0.1:{}", self.front().port) }).to_string(),
+                json!({
+                    "url": format!("http://127.0.0.1:{}", self.front().port),
+                    "product": PRODUCT,
+                })
+                .to_string(),
             ),
             ("POST", "/server/stop") => {
                 self.stop();

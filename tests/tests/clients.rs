@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use integration_tests::client_world::{ClientWorld, ROTATED_KID};
+use integration_tests::client_world::{ClientWorld, PRODUCT, ROTATED_KID};
 use license_edge_client::{Config, Error, Seat, Status, TokenError};
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ fn scenario(name: &str) -> Value {
 }
 
 fn config(world: &ClientWorld, key: &str, machine: &str) -> Config {
-    Config::new(world.url(), key, "cad-pro", machine).with_timeout(Duration::from_secs(2))
+    Config::new(world.url(), key, PRODUCT, machine).with_timeout(Duration::from_secs(2))
 }
 
 fn secs(s: &Value, name: &str) -> Duration {

@@ -41,6 +41,11 @@ class World:
     def url(self) -> str:
         return self.call("GET", "/server")["url"]
 
+    @property
+    def product(self) -> str:
+        """The product the licenses are for, as tokens name it: ``{organization_id}/{code}``."""
+        return self.call("GET", "/server")["product"]
+
     def license(self, terms: Dict[str, Any]) -> Dict[str, str]:
         return self.call("POST", "/license", terms)
 
@@ -78,12 +83,12 @@ def kid_of(token: str) -> str:
 
 
 def seat(world: World, key: str, machine: str, **options: Any) -> Seat:
-    return Seat.acquire(world.url, key, "cad-pro", machine, timeout=2, **options)
+    return Seat.acquire(world.url, key, world.product, machine, timeout=2, **options)
 
 
 def acquire_renew_release(world: World, s: Dict[str, Any]) -> None:
     lic = world.license(s["license"])
-    with Seat(world.url, lic["key"], "cad-pro", "machine-a", timeout=2) as held:
+    with Seat(world.url, lic["key"], world.product, "machine-a", timeout=2) as held:
         claims = held.claims
         assert claims["sub"] == lic["id"]
         assert claims["plan"] == s["expect"]["plan"]
@@ -208,7 +213,7 @@ def offline_start_from_cache(world: World, s: Dict[str, Any]) -> None:
 def key_rotation(world: World, s: Dict[str, Any]) -> None:
     lic = world.license(s["license"])
     with tempfile.TemporaryDirectory() as cache:
-        with Seat(world.url, lic["key"], "cad-pro", "machine-a", timeout=2,
+        with Seat(world.url, lic["key"], world.product, "machine-a", timeout=2,
                   cache_dir=cache) as held:
             old = kid_of(held.token)
             assert old != s["new_kid"]

@@ -9,7 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or("https://licenses.example.com".into());
     let key = std::env::var("CAD_PRO_LICENSE_KEY")?;
-    let config = Config::new(server, key, "cad-pro", machine::fingerprint()?)
+    let config = Config::new(server, key, "org_4f2c…/cad-pro", machine::fingerprint()?)
         .with_cache_dir(".cad-pro-license");
     let seat = Seat::acquire(config)?; // 409, 403, 429: typed errors with the server's details
     println!(

@@ -27,8 +27,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// A seat of the license with `license_key` for `product` (the token's audience, the
-    /// product code) on the machine `machine_id` (e.g. [`crate::machine::fingerprint`]), from
+    /// A seat of the license with `license_key` for `product` (the token's audience:
+    /// `{organization_id}/{product_code}`, e.g. `org_4f2c…/cad-pro`) on the machine `machine_id` (e.g. [`crate::machine::fingerprint`]), from
     /// the server at `server` (its origin, `https://...`; plain `http://` only to loopback).
     pub fn new(
         server: impl Into<String>,

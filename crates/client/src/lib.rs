@@ -6,7 +6,7 @@
 //! use license_edge_client::{machine, Config, Seat};
 //!
 //! # fn main() -> Result<(), license_edge_client::Error> {
-//! let config = Config::new("https://licenses.example.com", "LE-...", "cad-pro", machine::fingerprint()?)
+//! let config = Config::new("https://licenses.example.com", "LE-...", "org_4f2c.../cad-pro", machine::fingerprint()?)
 //!     .with_cache_dir("/home/me/.cache/cad-pro/license");
 //! let seat = Seat::acquire(config)?;          // 409, 403, 429 come back as typed errors
 //! println!("plan {:?}, features {:?}", seat.claims().plan, seat.claims().features);

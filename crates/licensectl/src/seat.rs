@@ -26,7 +26,7 @@ pub struct Args {
     /// The server's origin (https://, or http:// to a loopback address).
     #[arg(long, env = "LICENSE_EDGE_URL")]
     url: String,
-    /// The product code (the token's audience).
+    /// The product as `{organization_id}/{product_code}` (the token's audience).
     #[arg(long)]
     product: String,
     /// The machine id to hold the seat for [default: this machine's fingerprint].

@@ -7,14 +7,14 @@ use std::process::{Command, Stdio};
 
 use integration_tests::{world, LicenseSpec};
 
-fn seat_command(url: &str, key: &str, machine: &str, hold: &str) -> Command {
+fn seat_command(url: &str, key: &str, product: &str, machine: &str, hold: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_licensectl"));
     cmd.args([
         "seat",
         "--url",
         url,
         "--product",
-        "cad-pro",
+        product,
         "--machine-id",
         machine,
     ])
@@ -39,16 +39,20 @@ async fn a_seat_held_from_the_terminal_is_released_and_a_full_license_says_so() 
         .unwrap();
     let url = format!("http://{addr}");
 
-    let (url2, key) = (url.clone(), lic.key.clone());
+    // Tokens name the product with its organization.
+    let product = format!("{}/cad-pro", lic.organization_id);
+    let (url2, key, product2) = (url.clone(), lic.key.clone(), product.clone());
     let (first_out, second) = tokio::task::spawn_blocking(move || {
-        let mut first = seat_command(&url2, &key, "m1", "3s")
+        let mut first = seat_command(&url2, &key, &product2, "m1", "3s")
             .stdout(Stdio::piped())
             .spawn()
             .expect("run licensectl seat");
         let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
         let acquired = lines.next().unwrap().unwrap();
         // The one seat is held: a second machine is refused with the server's code.
-        let second = seat_command(&url2, &key, "m2", "1s").output().unwrap();
+        let second = seat_command(&url2, &key, &product2, "m2", "1s")
+            .output()
+            .unwrap();
         let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
         let status = first.wait().unwrap();
         ((acquired, rest, status), second)
@@ -81,7 +85,9 @@ async fn a_seat_held_from_the_terminal_is_released_and_a_full_license_says_so() 
 
     // Released: the seat is free for the second machine now.
     let again = tokio::task::spawn_blocking(move || {
-        seat_command(&url, &lic.key, "m2", "0s").output().unwrap()
+        seat_command(&url, &lic.key, &product, "m2", "0s")
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
