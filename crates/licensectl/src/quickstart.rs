@@ -47,6 +47,16 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `s` as one shell word: as it is when it holds nothing a shell would expand or split.
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        shell_quote(s)
+    }
+}
+
 /// The line that acquires a seat and keeps the license token in `$TOKEN` (the answer is shown
 /// on stderr as it passes).
 fn acquire_line(base: &str, key: &str, machine: &str) -> String {
@@ -130,7 +140,7 @@ pub fn run(url: &str, json_output: bool, args: Args) -> anyhow::Result<ExitCode>
         token_env = crate::admin_http::TOKEN_ENV,
         exe = std::env::current_exe()
             .ok()
-            .and_then(|p| p.to_str().map(shell_quote))
+            .and_then(|p| p.to_str().map(shell_word))
             .unwrap_or_else(|| "licensectl".into()),
     );
     Ok(ExitCode::SUCCESS)
@@ -152,6 +162,8 @@ mod tests {
     #[test]
     fn lines_quote_what_the_shell_would_expand() {
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        assert_eq!(shell_word("/usr/bin/licensectl"), "/usr/bin/licensectl");
+        assert_eq!(shell_word("/my dir/licensectl"), "'/my dir/licensectl'");
         let line = acquire_line("http://127.0.0.1:3000", "LE-ABC", "laptop-1");
         assert!(line.starts_with(
             "TOKEN=\"$(curl -s -X POST 'http://127.0.0.1:3000/api/v1/licenses/acquire/' \
