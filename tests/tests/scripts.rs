@@ -1,0 +1,341 @@
+//! The scripts a user and an operator run, run as they would be:
+//! - `scripts/dev.sh` on a machine where no PostgreSQL answers at its default address brings its
+//!   own, serves the app, sells a seat with `licensectl admin quickstart`'s printed lines, and
+//!   leaves nothing running after Ctrl-C (SIGINT);
+//! - `scripts/smoke.sh` fails, naming the check, against an app whose validate routes are
+//!   missing (it passes against the full app in the e2e suite, on every runtime).
+
+use integration_tests::servers::free_port;
+use integration_tests::{root, TEST_ADMIN_TOKEN};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Processes whose environment holds `marker` (every process dev.sh starts inherits it:
+/// cargo, the app, pg_ctl and the postgres server it daemonizes).
+fn processes_with(marker: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+/// Kills whatever dev.sh left behind, whatever the test's outcome.
+struct Leftovers {
+    marker: String,
+    dir: PathBuf,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for p in processes_with(&self.marker) {
+            if let Some(pid) = p.split(':').next() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn dev_sh_brings_its_own_postgres_sells_a_seat_and_stops_everything_on_ctrl_c() {
+    // "No PostgreSQL at the default address": the test points dev.sh's default port
+    // (LE_DEV_PG_PORT, 5432 unless set) at a port taken by something that is not PostgreSQL.
+    // That is the code path of a machine with nothing on 5432, plus the "taken" branch: the
+    // private cluster must then pick another port.
+    let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in squatter.incoming() {
+            drop(conn); // accept and hang up: not PostgreSQL
+        }
+    });
+    let dir =
+        std::env::temp_dir().join(format!("le-dev-sh-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dev_dir = dir.join("dev");
+    let marker = format!("LE_DEV_SH_TEST={}", dir.display());
+    let _leftovers = Leftovers {
+        marker: marker.clone(),
+        dir: dir.clone(),
+    };
+    let app_port = free_port();
+    let log_path = dir.join("dev.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let started = Instant::now();
+    let mut dev = Command::new(root().join("scripts/dev.sh"))
+        .env_remove("DATABASE_URL")
+        .env("LE_DEV_DIR", &dev_dir)
+        .env("LE_DEV_PG_PORT", taken.to_string())
+        .env("LISTEN", format!("127.0.0.1:{app_port}"))
+        .env("LE_DEV_SH_TEST", dir.display().to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start scripts/dev.sh");
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while http_status(app_port, "/api/v1/health/ready/") != Some(200) {
+        assert!(
+            dev.try_wait().unwrap().is_none(),
+            "dev.sh exited:\n{}",
+            read_log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "not ready in 900 s:\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let ready_after = started.elapsed();
+    let log_text = read_log();
+    assert!(
+        log_text.contains(&format!("port {taken} is taken by something else")),
+        "{log_text}"
+    );
+    let pg_port: u16 = std::fs::read_to_string(dev_dir.join("pg/port"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(pg_port, taken);
+    assert!(port_open(pg_port));
+
+    // The quickstart prints the lines a user pastes: run them as printed.
+    let token = std::fs::read_to_string(dev_dir.join("admin-token")).unwrap();
+    let out = Command::new(ctl())
+        .args([
+            "admin",
+            "--url",
+            &format!("http://127.0.0.1:{app_port}"),
+            "quickstart",
+        ])
+        .env("LICENSE_EDGE_ADMIN_TOKEN", token.trim())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |start: &str| {
+        printed
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?}:\n{printed}"))
+            .to_owned()
+    };
+    let script = format!(
+        "set -e\n{}\n{}\n",
+        line("TOKEN="),
+        line("curl -s -X POST 'http://127.0.0.1:")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let acquired = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}\n{said}\n{acquired}");
+    assert!(
+        acquired.contains("\"license_token\""),
+        "the acquire answer: {acquired}"
+    );
+    assert!(
+        said.contains("\"valid\":true") && said.contains("\"VALID\""),
+        "{said}"
+    );
+
+    // Ctrl-C: dev.sh stops the app and the PostgreSQL it started, and nothing of it is left.
+    let stopping = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &dev.id().to_string()])
+        .status()
+        .unwrap();
+    let status = dev.wait().unwrap();
+    assert!(
+        !status.success(),
+        "dev.sh exits non-zero after SIGINT: {status}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        processes_with(&marker),
+        Vec::<String>::new(),
+        "{}",
+        read_log()
+    );
+    assert!(!port_open(pg_port), "PostgreSQL still listens");
+    assert!(!port_open(app_port), "the app still listens");
+    assert!(!dev_dir.join("pg/data/postmaster.pid").exists());
+    assert!(
+        read_log().contains("stopped the private PostgreSQL"),
+        "{}",
+        read_log()
+    );
+    eprintln!(
+        "dev.sh: ready after {:.1} s, everything stopped {:.1} s after SIGINT",
+        ready_after.as_secs_f64(),
+        stopping.elapsed().as_secs_f64()
+    );
+}
+
+fn ctl() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let target = if target.is_relative() {
+        root().join(target)
+    } else {
+        target
+    };
+    target.join("debug/licensectl")
+}
+
+/// spin.toml without the validate component's routes, its sources made absolute, in `dir`.
+fn manifest_without_validate(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
+    let mut kept = String::new();
+    for block in text.split("\n[[trigger.http]]") {
+        if block.contains("component = \"validate\"") && block.trim_start().starts_with("route") {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("\n[[trigger.http]]");
+        }
+        kept.push_str(block);
+    }
+    let target = root().join("target/");
+    let kept = kept.replace(
+        "source = \"target/",
+        &format!("source = \"{}", target.display()),
+    );
+    let path = dir.join("spin-without-validate.toml");
+    std::fs::write(&path, kept).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_sh_fails_naming_the_check_when_validate_is_missing() {
+    let db = integration_tests::migrated_database().await;
+    let dir = std::env::temp_dir().join(format!("le-smoke-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let host_port = db
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let host = spin_test_host::HostBuilder::new(manifest_without_validate(&dir))
+        .read_env(false)
+        .runtime_config(integration_tests::redis_runtime_config(
+            &integration_tests::redis_url(),
+        ))
+        .variable("database_url", db.as_str())
+        .variable("db_host", host_port)
+        .variable(
+            "signing_key",
+            integration_tests::test_signing_key().to_secret_text(),
+        )
+        .variable(
+            "public_keys",
+            integration_tests::public_keys_text(&[&integration_tests::test_signing_key()]),
+        )
+        .variable("admin_token", TEST_ADMIN_TOKEN)
+        .build()
+        .await
+        .unwrap();
+    let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(root().join("scripts/smoke.sh"))
+            .arg(url)
+            .env("LICENSE_EDGE_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let line = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l[6..].starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{text}"))
+            .to_owned()
+    };
+    for failing in ["jwks", "validate a malformed token", "round: validate"] {
+        assert!(line(failing).starts_with("FAIL  "), "{failing}:\n{text}");
+        assert!(line(failing).contains("404"), "{failing}:\n{text}");
+    }
+    for passing in [
+        "liveness",
+        "readiness",
+        "acquire without a key",
+        "openapi",
+        "round: acquire",
+    ] {
+        assert!(line(passing).starts_with("ok    "), "{passing}:\n{text}");
+    }
+    assert!(
+        !text.contains("round: release"),
+        "the round stops at its first failure:\n{text}"
+    );
+    assert!(text.contains("3 check(s) FAILED"), "{text}");
+}
+
+#[test]
+fn smoke_sh_says_how_to_use_it() {
+    let out = Command::new(root().join("scripts/smoke.sh"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: scripts/smoke.sh URL"));
+}
