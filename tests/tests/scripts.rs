@@ -70,6 +70,106 @@ impl Drop for Leftovers {
     }
 }
 
+/// One run of scripts/dev.sh in the test's folder, its output in `dev-N.log`.
+struct DevRun {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+/// Where and how the test runs dev.sh.
+struct DevSh {
+    dir: PathBuf,
+    dev_dir: PathBuf,
+    taken: u16,
+    app_port: u16,
+    runs: u32,
+}
+
+impl DevSh {
+    fn start(&mut self, args: &[&str]) -> DevRun {
+        self.runs += 1;
+        let log = self.dir.join(format!("dev-{}.log", self.runs));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(root().join("scripts/dev.sh"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("LE_DEV_DIR", &self.dev_dir)
+            .env("LE_DEV_PG_PORT", self.taken.to_string())
+            .env("LISTEN", format!("127.0.0.1:{}", self.app_port))
+            .env("LE_DEV_SH_TEST", self.dir.display().to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start scripts/dev.sh");
+        DevRun { child, log }
+    }
+
+    fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dev_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    fn pg_port(&self) -> u16 {
+        std::fs::read_to_string(self.dev_dir.join("pg/port"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// `licensectl admin --url <the app> ARGS` with the current admin token.
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(ctl())
+            .arg("admin")
+            .arg("--url")
+            .arg(format!("http://127.0.0.1:{}", self.app_port))
+            .args(args)
+            .env("LICENSE_EDGE_ADMIN_TOKEN", self.admin_token())
+            .output()
+            .unwrap()
+    }
+}
+
+impl DevRun {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while http_status(port, "/api/v1/health/ready/") != Some(200) {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "dev.sh exited:\n{}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "not ready in 900 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Ctrl-C: SIGINT to dev.sh alone; waits for it to exit.
+    fn interrupt(mut self) -> String {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "dev.sh exits non-zero after SIGINT: {status}"
+        );
+        self.log()
+    }
+}
+
 #[test]
 fn dev_sh_brings_its_own_postgres_sells_a_seat_and_stops_everything_on_ctrl_c() {
     // "No PostgreSQL at the default address": the test points dev.sh's default port
@@ -86,69 +186,46 @@ fn dev_sh_brings_its_own_postgres_sells_a_seat_and_stops_everything_on_ctrl_c() 
     let dir =
         std::env::temp_dir().join(format!("le-dev-sh-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();
-    let dev_dir = dir.join("dev");
     let marker = format!("LE_DEV_SH_TEST={}", dir.display());
     let _leftovers = Leftovers {
         marker: marker.clone(),
         dir: dir.clone(),
     };
-    let app_port = free_port();
-    let log_path = dir.join("dev.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let started = Instant::now();
-    let mut dev = Command::new(root().join("scripts/dev.sh"))
-        .env_remove("DATABASE_URL")
-        .env("LE_DEV_DIR", &dev_dir)
-        .env("LE_DEV_PG_PORT", taken.to_string())
-        .env("LISTEN", format!("127.0.0.1:{app_port}"))
-        .env("LE_DEV_SH_TEST", dir.display().to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start scripts/dev.sh");
-    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut dev = DevSh {
+        dev_dir: dir.join("dev"),
+        dir,
+        taken,
+        app_port: free_port(),
+        runs: 0,
+    };
+    let with_spin = Command::new("spin").arg("--version").output().is_ok();
 
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while http_status(app_port, "/api/v1/health/ready/") != Some(200) {
-        assert!(
-            dev.try_wait().unwrap().is_none(),
-            "dev.sh exited:\n{}",
-            read_log()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "not ready in 900 s:\n{}",
-            read_log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    // First run: a new cluster, on another port than the taken one.
+    let started = Instant::now();
+    let mut run = dev.start(&[]);
+    run.wait_ready(dev.app_port);
     let ready_after = started.elapsed();
-    let log_text = read_log();
+    let log = run.log();
     assert!(
-        log_text.contains(&format!("port {taken} is taken by something else")),
-        "{log_text}"
+        log.contains(&format!("port {taken} is taken by something else")),
+        "{log}"
     );
-    let pg_port: u16 = std::fs::read_to_string(dev_dir.join("pg/port"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    assert!(
+        log.contains("creating a private PostgreSQL cluster"),
+        "{log}"
+    );
+    let runner = if with_spin {
+        "served by spin up --build"
+    } else {
+        "served by the project's test host"
+    };
+    assert!(log.contains(runner), "{log}");
+    let pg_port = dev.pg_port();
     assert_ne!(pg_port, taken);
     assert!(port_open(pg_port));
 
     // The quickstart prints the lines a user pastes: run them as printed.
-    let token = std::fs::read_to_string(dev_dir.join("admin-token")).unwrap();
-    let out = Command::new(ctl())
-        .args([
-            "admin",
-            "--url",
-            &format!("http://127.0.0.1:{app_port}"),
-            "quickstart",
-        ])
-        .env("LICENSE_EDGE_ADMIN_TOKEN", token.trim())
-        .output()
-        .unwrap();
+    let out = dev.ctl(&["quickstart"]);
     let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
@@ -184,40 +261,65 @@ fn dev_sh_brings_its_own_postgres_sells_a_seat_and_stops_everything_on_ctrl_c() 
         said.contains("\"valid\":true") && said.contains("\"VALID\""),
         "{said}"
     );
+    let license = line("  license ")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
 
     // Ctrl-C: dev.sh stops the app and the PostgreSQL it started, and nothing of it is left.
     let stopping = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &dev.id().to_string()])
-        .status()
-        .unwrap();
-    let status = dev.wait().unwrap();
-    assert!(
-        !status.success(),
-        "dev.sh exits non-zero after SIGINT: {status}"
-    );
+    let log = run.interrupt();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !processes_with(&marker).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(
-        processes_with(&marker),
-        Vec::<String>::new(),
-        "{}",
-        read_log()
-    );
+    let stopped_after = stopping.elapsed();
+    assert_eq!(processes_with(&marker), Vec::<String>::new(), "{log}");
     assert!(!port_open(pg_port), "PostgreSQL still listens");
-    assert!(!port_open(app_port), "the app still listens");
-    assert!(!dev_dir.join("pg/data/postmaster.pid").exists());
+    assert!(!port_open(dev.app_port), "the app still listens");
+    assert!(!dev.dev_dir.join("pg/data/postmaster.pid").exists());
+    assert!(log.contains("stopped the private PostgreSQL"), "{log}");
+
+    // Second run: the same cluster and port, the license still there.
+    let mut run = dev.start(&[]);
+    run.wait_ready(dev.app_port);
     assert!(
-        read_log().contains("stopped the private PostgreSQL"),
+        !run.log().contains("creating a private PostgreSQL cluster"),
         "{}",
-        read_log()
+        run.log()
     );
+    assert_eq!(dev.pg_port(), pg_port);
+    let out = dev.ctl(&["license", "get", &license]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the license outlived the restart"
+    );
+    let token_before = dev.admin_token();
+    run.interrupt();
+
+    // --reset: a clean database and new keys.
+    let mut run = dev.start(&["--reset"]);
+    run.wait_ready(dev.app_port);
+    assert_ne!(dev.admin_token(), token_before, "a new admin token");
+    let out = dev.ctl(&["license", "get", &license]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the license is gone after --reset"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    run.interrupt();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(processes_with(&marker), Vec::<String>::new());
     eprintln!(
-        "dev.sh: ready after {:.1} s, everything stopped {:.1} s after SIGINT",
+        "dev.sh ({runner}): first ready after {:.1} s, everything stopped {:.1} s after SIGINT",
         ready_after.as_secs_f64(),
-        stopping.elapsed().as_secs_f64()
+        stopped_after.as_secs_f64()
     );
 }
 
