@@ -11,8 +11,9 @@
 #   Otherwise a PostgreSQL that answers at the default address (user postgres at
 #   127.0.0.1:LE_DEV_PG_PORT, default 5432) is used; and when none does, a private cluster in
 #   .dev/pg bound to 127.0.0.1, with PostgreSQL installed from Debian's packages if missing
-#   (sudo only when not root). It listens on the default port, or on another one when that port
-#   is taken, says which, keeps its data between runs and is stopped when the app stops.
+#   (sudo only when not root; Debian's package may start a server of its own on 5432, which
+#   asks for a password). The cluster listens on the default port, or on another one when that
+#   port is taken, says which, keeps its data between runs and is stopped when the app stops.
 #   Migrations are applied either way;
 # - the key-value store: Spin's built-in one (a SQLite file in .dev/; the test host keeps it in
 #   memory), so nothing else needs to run.
@@ -142,7 +143,7 @@ else
   else
     if port_open "$port"; then
       wanted="$port"; port="$(free_port)"
-      say "port $wanted is taken by something else: the private PostgreSQL listens on $port"
+      say "port $wanted is taken by something else (nothing there lets user postgres in): the private PostgreSQL listens on $port"
     fi
     echo "$port" > "$PG_DIR/port"
     # TCP on 127.0.0.1 only, no Unix socket (a deep checkout's socket path can be too long).
