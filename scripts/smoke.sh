@@ -81,7 +81,7 @@ for v in [d.get("code") or err.get("code"), d.get("valid"), d.get("status"), d.g
           d.get("openapi"), "/api/v1/licenses/acquire/" in paths]:
     print(s(v).replace("\n", " "))
 '
-header() { tr -d '\r' <"$work/headers" | awk -v n="$1" 'BEGIN{IGNORECASE=1} tolower($0) ~ "^" tolower(n) ":" {sub(/^[^:]*:[ \t]*/, ""); print; exit}'; }
+header() { tr -d '\r' <"$work/headers" | awk -v n="$1" 'tolower($0) ~ "^" tolower(n) ":" {sub(/^[^:]*:[ \t]*/, ""); print; exit}'; }
 said() { # a short account of the last answer
   if [ "$status" = 000 ]; then echo "no answer ($(tr '\n' ' ' <"$work/curl.err" | cut -c1-120))"
   else echo "$status $(head -c 160 "$work/body" | tr '\n' ' ')"; fi
