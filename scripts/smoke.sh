@@ -5,11 +5,13 @@
 #
 #   scripts/smoke.sh URL                  e.g. scripts/smoke.sh https://licenses.example.com
 #   LICENSE_EDGE_ADMIN_TOKEN=... scripts/smoke.sh URL
+#   scripts/smoke.sh URL ADMIN_TOKEN      (as the pipeline calls it; an argument shows in `ps`)
 #
 # Without an admin token it changes nothing: liveness; readiness, with what it names; the
 # public key set and its cache header; acquire answering 401 without a license key; validate
 # refusing a malformed token; the OpenAPI document. With the admin token (from the environment,
-# as licensectl takes it; never a flag) it also makes a full round on a temporary license:
+# as licensectl takes it, or as the second argument) it also makes a full round on a temporary
+# license, with the operator token (an organization key may not create organizations):
 # create (an organization "license-edge smoke test" with a product and a 1-seat license),
 # acquire, validate, release, validate again (the session has ended), revoke, acquire again
 # (refused). The revoked license and its organization stay, for the audit trail.
@@ -18,8 +20,8 @@
 # an unreachable Redis hangs rather than failing.
 set -uo pipefail
 
-if [ "$#" -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: scripts/smoke.sh URL   (admin round: set LICENSE_EDGE_ADMIN_TOKEN)" >&2
+if [ "$#" -lt 1 ] || [ "$#" -gt 2 ] || [ -z "$1" ]; then
+  echo "usage: scripts/smoke.sh URL [ADMIN_TOKEN]   (admin round: the operator token, or LICENSE_EDGE_ADMIN_TOKEN)" >&2
   exit 2
 fi
 for tool in curl python3; do
@@ -27,7 +29,7 @@ for tool in curl python3; do
 done
 base="${1%/}"
 timeout="${SMOKE_TIMEOUT:-10}"
-admin_token="${LICENSE_EDGE_ADMIN_TOKEN:-}"
+admin_token="${2:-${LICENSE_EDGE_ADMIN_TOKEN:-}}"
 work="$(mktemp -d /tmp/le-smoke.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 

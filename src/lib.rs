@@ -1,43 +1,28 @@
-//! The core of license-edge: everything the Spin components, the CLI and a vendor's client
-//! share, as pure Rust with no I/O.
+//! The server's rules of license-edge, over the token crate ([`license_edge_token`]): what the
+//! Spin components and the CLI share, as pure Rust with no I/O.
 //!
 //! This crate does not read the clock, draw randomness, open sockets or touch Spin: callers pass
 //! `now` and random bytes in, so every rule is testable. It compiles for the host and for
-//! `wasm32-wasip2` with the same features.
+//! `wasm32-wasip2` with the same features. Tokens themselves (keys, claims, issue and verify)
+//! are the token crate's; a vendor's program depends on that crate alone.
 //!
-//! - [`token`]: issue and verify license tokens (Ed25519 JWS), with [`token::Policy`] and the
-//!   proof type [`token::VerifiedToken`];
-//! - [`keys`]: the signing key, the public [`keys::KeySet`], JWKS and the text forms kept in
-//!   Spin variables;
-//! - [`claims`]: what a token says;
-//! - [`cache`]: [`VerifiedCache`], verified tokens by digest, never served past `exp`;
-//! - [`error`]: [`TokenError`], the one error type for tokens and keys, with stable codes;
-//! - [`json`]: a JSON object parser that refuses duplicate keys;
-//! - [`api`] and [`time`]: the HTTP API's shared vocabulary.
-//! - [`admin`]: the admin API's routes, request checks and answers.
+//! - [`api`]: the HTTP API's shared vocabulary: [`api::ApiError`] and the error envelope,
+//!   request bodies and bearer credentials, query strings, cursors and pagination, the public
+//!   route table;
+//! - [`read_model`]: the key-value entries validation answers from, how writers converge on
+//!   the database's version, and the verified-token cache ([`read_model::verify_cache`]);
+//! - [`outcome`]: the outcomes the database's seat and admin functions answer, as enums;
+//! - [`seats`]: acquire, heartbeat, release and borrow: requests, refusals, claims, answers;
+//! - [`validate`]: the validate request and its answers;
+//! - [`admin`]: the admin API's routes, request checks, database rows and answers;
+//! - [`time`]: RFC 3339 timestamps to and from epoch milliseconds.
 
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod api;
-pub mod cache;
-pub mod claims;
-pub mod edge;
-pub mod error;
-pub mod json;
-pub mod keys;
+pub mod outcome;
+pub mod read_model;
 pub mod seats;
 pub mod time;
-pub mod token;
 pub mod validate;
-
-#[doc(hidden)]
-pub mod fuzzing;
-
-mod b64;
-
-pub use cache::VerifiedCache;
-pub use claims::{machine_id_hash, Claims};
-pub use error::TokenError;
-pub use keys::{KeySet, SigningKey, VerifyingKey};
-pub use token::{issue, verify, Policy, VerifiedToken};

@@ -4,9 +4,11 @@
 //! `le_acquire` / `le_extend` / `le_release` functions of `migrations/`, so that it is
 //! serialized there whatever the number of component instances.
 
-use crate::api::{bearer, json_body, optional_string, ApiError};
-use crate::claims::{hex, machine_id_hash, Claims};
+use crate::api::{bearer, json_body, optional_string, ApiError, Bearer};
+use crate::outcome::SeatOutcome;
 use crate::time::rfc3339_from_millis;
+use license_edge_token::encoding::hex;
+use license_edge_token::{machine_id_hash, Claims};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -20,7 +22,8 @@ pub const MAX_MACHINE_ID_LEN: usize = 256;
 pub const MAX_METADATA_BYTES: usize = 4096;
 /// The longest `User-Agent` kept; longer ones are cut.
 pub const MAX_USER_AGENT_LEN: usize = 256;
-/// The longest borrow any license may allow: a year.
+/// The longest borrow any license may allow, seconds: a year (a license's
+/// `max_borrow_seconds` of 0 forbids borrowing).
 pub const MAX_BORROW_SECONDS: u32 = 365 * 24 * 3600;
 
 /// The hex SHA-256 under which a license key is stored. The key itself is never stored.
@@ -32,7 +35,7 @@ pub fn license_key_hash(key: &str) -> String {
 /// Missing, malformed and (later) unknown keys all get the same 401.
 pub fn authenticate(authorization: Option<&str>) -> Result<String, ApiError> {
     match bearer(authorization) {
-        Some(Ok(key)) if key.len() <= MAX_LICENSE_KEY_LEN && key.is_ascii() => {
+        Bearer::Credential(key) if key.len() <= MAX_LICENSE_KEY_LEN && key.is_ascii() => {
             Ok(license_key_hash(key))
         }
         _ => Err(ApiError::Unauthorized),
@@ -158,22 +161,31 @@ pub struct SeatLicense {
 
 /// Maps a seat function's refusal outcome to the error the client sees; `None` for the
 /// outcomes that grant (`created`, `existing`, `renewed`, `borrowed`, `released`,
-/// `already_ended`). An outcome the app does not know is an internal error. (A release's
-/// `borrowed` refusal carries a time and is answered by the caller.)
-pub fn refusal(outcome: &str) -> Option<ApiError> {
+/// `already_ended`) or that the caller answers itself because they carry details (`counted`,
+/// `rate_limited`, `no_seats`, `borrow_too_long`; a release's `borrowed` refusal carries a
+/// time). Outcomes a function does not answer are internal errors if they ever arrive.
+pub fn refusal(outcome: SeatOutcome) -> Option<ApiError> {
+    use SeatOutcome as O;
     Some(match outcome {
-        "created" | "existing" | "renewed" | "borrowed" | "released" | "already_ended" => {
+        O::Created | O::Existing | O::Renewed | O::Borrowed | O::Released | O::AlreadyEnded => {
             return None
         }
-        "unknown_key" => ApiError::Unauthorized,
-        "suspended" => ApiError::LicenseSuspended,
-        "revoked" => ApiError::LicenseRevoked,
-        "expired" => ApiError::LicenseExpired,
-        "not_found" => ApiError::SessionNotFound,
-        "session_expired" => ApiError::SessionExpired,
-        "borrow_not_allowed" => ApiError::BorrowNotAllowed,
-        _ => ApiError::Internal,
+        O::UnknownKey => ApiError::Unauthorized,
+        O::Suspended => ApiError::LicenseSuspended,
+        O::Revoked => ApiError::LicenseRevoked,
+        O::Expired => ApiError::LicenseExpired,
+        O::NotFound => ApiError::SessionNotFound,
+        O::SessionExpired => ApiError::SessionExpired,
+        O::BorrowNotAllowed => ApiError::BorrowNotAllowed,
+        O::Counted | O::RateLimited | O::NoSeats | O::BorrowTooLong => ApiError::Internal,
     })
+}
+
+/// A token's `aud`: `{organization_id}/{product_code}`, which names one product of one
+/// organization (a product code alone is unique only inside its organization). Validate's
+/// `product` and an offline verifier's audience take this form.
+pub fn product_audience(organization_id: &str, product_code: &str) -> String {
+    format!("{organization_id}/{product_code}")
 }
 
 /// The claims of a session's token: valid from `now_ms` to the lease (or borrow) end, and
@@ -188,7 +200,8 @@ pub fn session_claims(
 ) -> Claims {
     let now = now_ms.div_euclid(1000);
     let exp = session_expires_at_ms.div_euclid(1000);
-    let mut claims = Claims::new(issuer, &license.id, &license.product, session_id, now, 0);
+    let audience = product_audience(&license.organization_id, &license.product);
+    let mut claims = Claims::new(issuer, &license.id, audience, session_id, now, 0);
     claims.exp = exp.max(now + 1);
     claims.org = Some(license.organization_id.clone());
     claims.plan = Some(license.plan.clone());
@@ -208,6 +221,9 @@ fn license_json(license: &SeatLicense) -> Value {
     json!({
         "id": license.id,
         "organization_id": license.organization_id,
+        "product_code": license.product,
+        // The name this field had before it matched the admin API's license; kept so that
+        // clients reading it keep working (deprecated in openapi.json).
         "product": license.product,
         "plan": license.plan,
         "features": license.features,
@@ -390,7 +406,7 @@ mod tests {
         let c = session_claims("iss", &lic, "ses_1", "mh", 1_000_500, 1_360_500);
         assert_eq!(
             (c.iat, c.exp, c.sub.as_str(), c.aud.as_str()),
-            (1000, 1360, "lic_1", "cad")
+            (1000, 1360, "lic_1", "org_1/cad")
         );
         assert_eq!(c.max_seats, Some(5));
         assert_eq!(c.offline_grace, Some(86_400));
@@ -400,11 +416,16 @@ mod tests {
         assert_eq!(body["license"]["features"][0], "export");
     }
 
+    /// How a component reads an outcome: a string no enum knows is an internal error.
+    fn refusal_of(text: &str) -> Option<ApiError> {
+        SeatOutcome::parse(text).map_or(Some(ApiError::Internal), refusal)
+    }
+
     #[test]
     fn refusals_and_rate_limit_headers() {
-        assert_eq!(refusal("created"), None);
-        assert_eq!(refusal("unknown_key"), Some(ApiError::Unauthorized));
-        assert_eq!(refusal("what"), Some(ApiError::Internal));
+        assert_eq!(refusal_of("created"), None);
+        assert_eq!(refusal_of("unknown_key"), Some(ApiError::Unauthorized));
+        assert_eq!(refusal_of("what"), Some(ApiError::Internal));
         let h = rate_limit_headers(20, 0, 120_000, 60_500, true);
         assert!(h.contains(&("retry-after", "60".to_owned())));
         assert!(h.contains(&("x-ratelimit-reset", "120".to_owned())));

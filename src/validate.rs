@@ -4,18 +4,16 @@
 //! A well-formed request about a bad token is answered 200 `{"valid": false, "code": ...}`, as
 //! Keygen and Unkey do; only a malformed request is a 4xx.
 
-use crate::api::{bearer, json_body, optional_string, ApiError};
-use crate::claims::Claims;
-use crate::edge::Standing;
-use crate::error::TokenError;
+use crate::api::{bearer, json_body, optional_string, ApiError, Bearer};
+use crate::read_model::Standing;
+use crate::seats::MAX_MACHINE_ID_LEN;
 use crate::time::rfc3339_from_millis;
+use license_edge_token::{Claims, TokenError};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The largest validate request body (a token is at most 4 KiB; the rest is small).
 pub const MAX_VALIDATE_BODY: usize = 8 * 1024;
-/// The longest machine id accepted, in bytes.
-pub const MAX_MACHINE_ID_LEN: usize = 256;
 /// The longest product name accepted, in bytes.
 pub const MAX_PRODUCT_LEN: usize = 128;
 
@@ -26,7 +24,8 @@ pub struct ValidateRequest {
     pub token: String,
     /// The caller's machine id, checked against the token's `mid` when given.
     pub machine_id: Option<String>,
-    /// The product the caller expects, checked against `aud` when given.
+    /// The product the caller expects (`{organization_id}/{product_code}`), checked against
+    /// `aud` when given (see [`is_for_product`]).
     pub product: Option<String>,
 }
 
@@ -40,9 +39,9 @@ pub fn parse_request(
     let object = json_body(body, content_type, MAX_VALIDATE_BODY)?;
     let in_body = optional_string(&object, "token", MAX_VALIDATE_BODY)?;
     let in_header = match bearer(authorization) {
-        None => None,
-        Some(Ok(token)) => Some(token.to_owned()),
-        Some(Err(())) => {
+        Bearer::Absent => None,
+        Bearer::Credential(token) => Some(token.to_owned()),
+        Bearer::Malformed => {
             return Err(ApiError::InvalidField {
                 field: "authorization",
                 reason: "must be `Bearer <token>`".into(),
@@ -118,6 +117,27 @@ pub fn invalid_body(code: &str, message: &str, request_id: &str) -> Value {
         "message": message,
         "meta": { "request_id": request_id },
     })
+}
+
+/// Whether a verified token is for `product` (`{organization_id}/{product_code}`, as
+/// [`crate::seats::product_audience`] writes `aud`).
+///
+/// Tokens issued before audiences named the organization carry the bare product code in `aud`
+/// and the organization in `org`; they match the `org/code` that names their product, and the
+/// bare code as before, until they expire (a lease, or a borrow of at most a year). A token
+/// with a qualified `aud` never matches another organization's product, nor a bare code.
+pub fn is_for_product(claims: &Claims, product: &str) -> bool {
+    if claims.aud == product {
+        return true;
+    }
+    let legacy = !claims.aud.contains('/');
+    legacy
+        && claims.org.as_deref().is_some_and(|org| {
+            product
+                .strip_prefix(org)
+                .and_then(|rest| rest.strip_prefix('/'))
+                == Some(claims.aud.as_str())
+        })
 }
 
 #[cfg(test)]
@@ -210,5 +230,29 @@ mod tests {
                 "meta": {"request_id": "req_1"},
             })
         );
+    }
+
+    #[test]
+    fn products_are_named_with_their_organization_and_old_tokens_still_match() {
+        let mut claims = Claims::new("iss", "lic_1", "org_a/cad-pro", "ses_1", 0, 60);
+        claims.org = Some("org_a".into());
+        assert!(is_for_product(&claims, "org_a/cad-pro"));
+        for other in [
+            "org_b/cad-pro",
+            "cad-pro",
+            "org_a/cad",
+            "org_a/cad-pro/x",
+            "",
+        ] {
+            assert!(!is_for_product(&claims, other), "{other}");
+        }
+        // A token from before: a bare code in aud, the organization in org.
+        claims.aud = "cad-pro".into();
+        assert!(is_for_product(&claims, "org_a/cad-pro"));
+        assert!(is_for_product(&claims, "cad-pro"));
+        assert!(!is_for_product(&claims, "org_b/cad-pro"));
+        assert!(!is_for_product(&claims, "org_a/other"));
+        claims.org = None;
+        assert!(!is_for_product(&claims, "org_a/cad-pro"));
     }
 }

@@ -9,7 +9,7 @@ pub mod load;
 pub mod proxy;
 pub mod servers;
 
-use license_edge::{KeySet, SigningKey};
+use license_edge_token::{KeySet, SigningKey};
 use spin_test_host::runtime_config::{RuntimeConfig, StoreConfig};
 use spin_test_host::{Host, HostBuilder};
 use std::path::PathBuf;
@@ -188,18 +188,8 @@ allowed_outbound_hosts = [{hosts}]
     path
 }
 
-/// Percent-encodes a query parameter value.
-pub fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// Percent-encodes a query parameter value (the API layer's own encoder).
+pub use license_edge::api::query::percent_encode as encode;
 
 /// A client of the PostgreSQL at `url`, for fixtures and assertions.
 pub async fn pg_client(url: &str) -> tokio_postgres::Client {
@@ -324,16 +314,17 @@ pub async fn create_license(
         )
         .await
         .unwrap();
-    let status = license_edge::edge::LicenseStatus::parse(spec.status).expect("a known status");
-    let state = license_edge::edge::LicenseState {
+    let status =
+        license_edge::read_model::LicenseStatus::parse(spec.status).expect("a known status");
+    let state = license_edge::read_model::LicenseState {
         status,
         expires_at: spec.expires_at,
         updated_at: now,
         version: 0,
     };
     kv.set(
-        &license_edge::edge::license_key(&id),
-        license_edge::edge::encode(&state),
+        &license_edge::read_model::license_key(&id),
+        license_edge::read_model::encode(&state),
     )
     .await
     .expect("write the license to the read model");
@@ -399,6 +390,7 @@ pub fn fill_template(template: &str) -> String {
         .replace("{product_id}", "prod_0123456789abcdef0123456789abcdef")
         .replace("{license_id}", "lic_0123456789abcdef0123456789abcdef")
         .replace("{session_id}", "ses_0123456789abcdef0123456789abcdef")
+        .replace("{key_id}", "key_0123456789abcdef0123456789abcdef")
 }
 
 /// A license made through the admin API: org, product and license ids, and the key.

@@ -403,7 +403,7 @@ def test_runtime_config_names_the_stores_the_components_ask_for():
 @pytest.mark.parametrize("env", ENVS)
 def test_config_env_gives_the_addresses(env):
     config = read_env_file(OVERLAYS / env / "config.env")
-    assert {"db_host", "token_issuer", "redis_host"} <= set(config)
+    assert {"db_host", "db_ip", "token_issuer", "redis_host"} <= set(config)
     # The prune's retention, in days, as the route accepts it (whole numbers, 1 to 3650).
     for key, _ in PRUNE.body_from_config:
         assert re.fullmatch(r"[1-9][0-9]*", config[key]), (key, config[key])
@@ -445,7 +445,7 @@ DNS = ("kube-dns", [("UDP", 53), ("TCP", 53)])
 
 
 def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
-    pg = config["db_host"].rsplit(":", 1)[0] + "/32"
+    pg = config["db_ip"] + "/32"
     redis = config["redis_host"].rsplit(":", 1)[0] + "/32"
     app = one(docs, "NetworkPolicy", "license-edge-egress")
     assert app["spec"]["policyTypes"] == ["Egress"]
@@ -474,7 +474,8 @@ def test_network_policy_addresses_follow_config_env(env, tmp_path):
     shutil.copytree(DEPLOY, copy)
     config_path = copy / "overlays" / env / "config.env"
     config_path.write_text(
-        "db_host=192.0.2.10:5432\ntoken_issuer=https://licenses.example.com\n"
+        "db_host=db.example.internal:5432\ndb_ip=192.0.2.10\n"
+        "token_issuer=https://licenses.example.com\n"
         "redis_host=192.0.2.20:6378\n"
         "prune_sessions_older_than_days=90\nprune_audit_older_than_days=365\n"
     )
@@ -484,7 +485,7 @@ def test_network_policy_addresses_follow_config_env(env, tmp_path):
     assert cidrs[:2] == ["192.0.2.10/32", "192.0.2.20/32"]
     # The SpinApp reads db_host from the same (hashed) ConfigMap.
     ref = variables(docs)["db_host"]["valueFrom"]["configMapKeyRef"]
-    assert one(docs, "ConfigMap", ref["name"])["data"]["db_host"] == "192.0.2.10:5432"
+    assert one(docs, "ConfigMap", ref["name"])["data"]["db_host"] == "db.example.internal:5432"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -948,17 +949,18 @@ def readme_commands() -> list[str]:
 
 
 def test_readme_memorystore_never_evicts():
-    # An evicted sess: end marker would bring an ended session back at the edge: the instance
-    # the README creates must refuse writes when full rather than evict.
+    # An evicted sess: end marker would bring an ended session back at the edge: an instance
+    # must refuse writes when full rather than evict. OpenTofu creates it (deploy/infra, checked
+    # by tests/infra); any instance the README still creates by hand must say the same.
     creates = [c for c in readme_commands() if c.startswith("gcloud redis instances create ")]
-    assert len(creates) == 1, creates
-    settings = {}
-    for arg in shlex.split(creates[0], comments=True):
-        if arg.startswith("--redis-config="):
-            for pair in arg.split("=", 1)[1].split(","):
-                key, _, value = pair.partition("=")
-                settings[key] = value
-    assert settings.get("maxmemory-policy") == "noeviction", creates[0]
+    for create in creates:
+        settings = {}
+        for arg in shlex.split(create, comments=True):
+            if arg.startswith("--redis-config="):
+                for pair in arg.split("=", 1)[1].split(","):
+                    key, _, value = pair.partition("=")
+                    settings[key] = value
+        assert settings.get("maxmemory-policy") == "noeviction", create
     # And no other command (an update, say) sets another policy.
     for command in readme_commands():
         for policy in re.findall(r"maxmemory-policy=([A-Za-z_-]+)", command):

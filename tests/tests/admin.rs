@@ -9,7 +9,7 @@ use integration_tests::{
     admin_license, admin_operations, admin_request, app, fill_template, migrated_database,
     pg_client, redis_runtime_config, redis_url, AdminLicense, TEST_ADMIN_TOKEN,
 };
-use license_edge::edge::{decode, license_key, LicenseState, LicenseStatus};
+use license_edge::read_model::{decode, license_key, LicenseState, LicenseStatus};
 use serde_json::{json, Value};
 use spin_test_host::kv::Backend;
 use spin_test_host::{Host, TestResponse};
@@ -476,7 +476,7 @@ async fn every_admin_route_needs_the_admin_token() {
         .into_iter()
         .map(|(m, t)| (m.to_owned(), fill_template(t)))
         .collect();
-    assert_eq!(requests.len(), 20);
+    assert_eq!(requests.len(), 23);
     for (m, p) in [
         ("GET", "/api/v1/admin"),
         ("GET", "/api/v1/admin/"),
@@ -602,12 +602,12 @@ async fn the_rebuild_restores_validation_after_the_key_value_store_is_flushed() 
     assert_eq!(w.code(&token_b).await, "LICENSE_SUSPENDED");
     // A lost end marker lets a validation cache the ended session's token again; the rebuild
     // writes the marker back and takes that entry away, as every session end does.
-    kv.delete(&license_edge::edge::session_key(&session_a2))
+    kv.delete(&license_edge::read_model::session_key(&session_a2))
         .await
         .unwrap();
     assert_eq!(w.code(&token_a2).await, "VALID");
     assert!(kv
-        .exists(&license_edge::edge::sealed_key(&session_a2))
+        .exists(&license_edge::read_model::verify_cache_key(&session_a2))
         .await
         .unwrap());
     World::expect(

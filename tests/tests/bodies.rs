@@ -1,5 +1,5 @@
 //! Request bodies far over every limit. Spin hands a component bodies of any size; each
-//! component keeps at most its limit plus one byte of one (`edge_http::read_request`) and
+//! component keeps at most its limit plus one byte of one (`edge_io::read_request`) and
 //! answers with the same refusal as for a body just over the limit. Nothing is written.
 
 use integration_tests::{admin_auth, app, migrated_database, redis_runtime_config, redis_url};

@@ -11,11 +11,11 @@ use integration_tests::{
     migrated_database, now_ms, pg_client, redis_runtime_config, redis_url, root, world,
     LicenseSpec, TestLicense, World, ISSUER,
 };
-use license_edge::edge::{
-    decode, license_key, sealed_key, session_key, LicenseState, SessionEnded,
+use license_edge::read_model::{
+    decode, license_key, session_key, verify_cache_key, LicenseState, SessionEnded,
 };
 use license_edge::seats::license_key_hash;
-use license_edge::{machine_id_hash, verify, KeySet, Policy};
+use license_edge_token::{machine_id_hash, verify, KeySet, ValidationOptions};
 use serde_json::{json, Value};
 use spin_test_host::kv::Backend;
 use spin_test_host::{Host, TestResponse};
@@ -599,7 +599,7 @@ async fn a_lapsed_lease_keeps_its_seat_while_its_token_still_validates() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(leeway, license_edge::edge::TOKEN_LEEWAY_MS);
+    assert_eq!(leeway, license_edge::read_model::TOKEN_LEEWAY_MS);
     let (_, token) = token_of(&acquire(&w.host, &lic.key, "a").await);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
@@ -654,17 +654,30 @@ async fn tokens_carry_the_licenses_offline_grace_and_offline_verifiers_honour_on
             .text(),
     )
     .unwrap();
-    let offline = Policy::new()
+    let offline = ValidationOptions::new()
         .with_issuer(ISSUER)
-        .with_audience(&lic.product_code)
+        .with_audience(format!("{}/{}", lic.organization_id, lic.product_code))
         .honouring_offline_grace();
     let claims = verify(&token, &keys, &offline, now_ms() / 1000, Some("m"))
         .unwrap()
         .into_claims();
     assert_eq!(claims.offline_grace, Some(86_400));
-    let chosen_claims = verify(&chosen_token, &keys, &offline, now_ms() / 1000, Some("m"))
-        .unwrap()
-        .into_claims();
+    let chosen_offline = ValidationOptions::new()
+        .with_issuer(ISSUER)
+        .with_audience(format!(
+            "{}/{}",
+            chosen.organization_id, chosen.product_code
+        ))
+        .honouring_offline_grace();
+    let chosen_claims = verify(
+        &chosen_token,
+        &keys,
+        &chosen_offline,
+        now_ms() / 1000,
+        Some("m"),
+    )
+    .unwrap()
+    .into_claims();
     assert_eq!(chosen_claims.offline_grace, Some(7200), "set at creation");
 
     // An admin sets a shorter grace; the next token says so.
@@ -940,7 +953,10 @@ async fn a_cache_entry_left_beside_an_end_marker_does_not_vouch() {
     let (session, token) = token_of(&acquire(&w.host, &lic.key, "m").await);
     assert_eq!(validate(&w.host, &token).await["code"], "VALID");
     assert!(
-        w.kv.get(&sealed_key(&session)).await.unwrap().is_some(),
+        w.kv.get(&verify_cache_key(&session))
+            .await
+            .unwrap()
+            .is_some(),
         "the validation cached the token"
     );
     // The end's marker is written; its delete of the cache entry never happened.
@@ -948,10 +964,18 @@ async fn a_cache_entry_left_beside_an_end_marker_does_not_vouch() {
         ended_at: now_ms(),
         token_expires_at: now_ms() + 360_000,
     };
-    w.kv.set(&session_key(&session), license_edge::edge::encode(&marker))
+    w.kv.set(
+        &session_key(&session),
+        license_edge::read_model::encode(&marker),
+    )
+    .await
+    .unwrap();
+    assert!(w
+        .kv
+        .get(&verify_cache_key(&session))
         .await
-        .unwrap();
-    assert!(w.kv.get(&sealed_key(&session)).await.unwrap().is_some());
+        .unwrap()
+        .is_some());
     assert_eq!(validate(&w.host, &token).await["code"], "SESSION_ENDED");
 }
 
@@ -1044,7 +1068,7 @@ async fn the_sweep_deletes_entries_no_token_can_use_and_keeps_the_rest() {
         )
         .await
         .unwrap();
-    w.kv.set(&sealed_key(&old), b"stale".to_vec())
+    w.kv.set(&verify_cache_key(&old), b"stale".to_vec())
         .await
         .unwrap();
 
@@ -1054,12 +1078,12 @@ async fn the_sweep_deletes_entries_no_token_can_use_and_keeps_the_rest() {
     assert!(v["sessions_swept"].as_u64().unwrap() >= 1, "{v}");
     assert_eq!(v["more"], false);
     assert!(w.kv.get(&session_key(&old)).await.unwrap().is_none());
-    assert!(w.kv.get(&sealed_key(&old)).await.unwrap().is_none());
+    assert!(w.kv.get(&verify_cache_key(&old)).await.unwrap().is_none());
     assert!(
         w.kv.get(&session_key(&ended)).await.unwrap().is_some(),
         "its token still runs"
     );
-    assert!(w.kv.get(&sealed_key(&live)).await.unwrap().is_some());
+    assert!(w.kv.get(&verify_cache_key(&live)).await.unwrap().is_some());
     assert_eq!(
         validate(&w.host, &ended_token).await["code"],
         "SESSION_ENDED"

@@ -127,7 +127,7 @@ async fn the_whole_life_of_a_seat() {
     assert_eq!(checked["license"]["max_seats"], 5);
     assert_eq!(
         checked["license"]["mid"],
-        license_edge::machine_id_hash("machine-1")
+        license_edge_token::machine_id_hash("machine-1")
     );
 
     let r = w

@@ -9,10 +9,10 @@ use integration_tests::{
     app, other_signing_key, pg_port, pg_url, public_keys_text, redis_runtime_config, redis_url,
     test_signing_key, ISSUER,
 };
-use license_edge::edge::{
-    encode, license_key, sealed_key, session_key, LicenseState, LicenseStatus, SessionEnded,
+use license_edge::read_model::{
+    encode, license_key, session_key, verify_cache_key, LicenseState, LicenseStatus, SessionEnded,
 };
-use license_edge::{issue, Claims, SigningKey};
+use license_edge_token::{issue, Claims, SigningKey};
 use serde_json::{json, Value};
 use spin_test_host::kv::Backend;
 use spin_test_host::Host;
@@ -52,10 +52,10 @@ async fn store(url: &str) -> Backend {
 }
 
 /// Ends a session in the read model as the acquire and admin components do: the marker, then
-/// the session's cache entry goes (`license_edge::edge`, the session-end protocol).
+/// the session's cache entry goes (`license_edge::read_model`, the session-end protocol).
 async fn end_session(kv: &Backend, session: &str, ended: &SessionEnded) {
     kv.set(&session_key(session), encode(ended)).await.unwrap();
-    kv.delete(&sealed_key(session)).await.unwrap();
+    kv.delete(&verify_cache_key(session)).await.unwrap();
 }
 
 async fn set_license(kv: &Backend, license: &str, status: LicenseStatus, expires_at: Option<i64>) {
@@ -393,7 +393,7 @@ async fn bad_input_table() {
         b64(&serde_json::from_str::<Value>(&text).unwrap())
     };
     // Signed, so the claims are parsed too: deep, well-formed, and missing every claim.
-    let deep_claims = license_edge::token::sign_jws(
+    let deep_claims = license_edge_token::jwt::sign_jws(
         &test_signing_key(),
         json!({"alg": "EdDSA", "kid": integration_tests::TEST_KID})
             .to_string()
@@ -695,7 +695,7 @@ async fn the_verified_token_cache_skips_only_the_signature_check() {
     let kv = store(&redis_url()).await;
     let (lic, sess, token) = token_with(&test_signing_key(), now(), 600, "m");
     set_license(&kv, &lic, LicenseStatus::Active, None).await;
-    let cache_key = sealed_key(&sess);
+    let cache_key = verify_cache_key(&sess);
     assert_eq!(code_of(&host, json!({"token": token})).await, "VALID");
     let first = kv.get(&cache_key).await.unwrap();
     assert!(first.is_some(), "the first validation seals an entry");
@@ -744,7 +744,7 @@ async fn the_verified_token_cache_skips_only_the_signature_check() {
     let (lic2, sess2, forged) = token_with(&impostor, now(), 600, "m");
     set_license(&kv, &lic2, LicenseStatus::Active, None).await;
     // (An entry is an HMAC in hex; this one has the right shape and a guessed value.)
-    kv.set(&sealed_key(&sess2), "0".repeat(64).into_bytes())
+    kv.set(&verify_cache_key(&sess2), "0".repeat(64).into_bytes())
         .await
         .unwrap();
     assert_eq!(
@@ -762,5 +762,9 @@ async fn the_verified_token_cache_skips_only_the_signature_check() {
     let (lic3, fresh_session, fresh) = token_with(&test_signing_key(), now(), 600, "m");
     set_license(&kv, &lic3, LicenseStatus::Active, None).await;
     assert_eq!(code_of(&plain, json!({"token": fresh})).await, "VALID");
-    assert!(kv.get(&sealed_key(&fresh_session)).await.unwrap().is_none());
+    assert!(kv
+        .get(&verify_cache_key(&fresh_session))
+        .await
+        .unwrap()
+        .is_none());
 }

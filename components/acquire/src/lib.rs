@@ -6,19 +6,21 @@
 //! the seat (`le_acquire_seat`). A release is written through to the key-value store so that
 //! validation sees the ended session on the next request.
 
-use edge_http::db::{self, text_or_null, Row};
-use edge_http::{
-    allow_methods, end_session, error, header, json, new_request_id, normalized_path, now_millis,
-    random16, read_request,
+use edge_io::db::{self, text_or_null, Row};
+use edge_io::kv::end_session;
+use edge_io::{
+    allow_methods, error, header, json, new_request_id, normalized_path, now_millis, random16,
+    read_request,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::{marker_needed, SessionEnded};
+use license_edge::outcome::SeatOutcome;
+use license_edge::read_model::{marker_needed, SessionEnded};
 use license_edge::seats::{
     authenticate, granted_body, is_session_id, parse_acquire, parse_borrow, rate_limit_headers,
     refusal, released_body, retry_after_s, session_claims, session_id, user_agent, AcquireRequest,
     SeatLicense, MAX_SEAT_BODY,
 };
-use license_edge::{issue, SigningKey};
+use license_edge_token::{issue, SigningKey};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
@@ -146,8 +148,8 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         &[P::Str(key_hash)],
     )?;
     let attempt = Row::first(&set)?;
-    let outcome = attempt.required_text("o_outcome")?;
-    if outcome == "unknown_key" {
+    let outcome = attempt.outcome(SeatOutcome::parse)?;
+    if outcome == SeatOutcome::UnknownKey {
         return Err(unknown_key(req, "acquire"));
     }
     let now = attempt.required_int("o_now")?;
@@ -158,9 +160,9 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         attempt.count("o_rate_remaining")?,
         reset,
         now,
-        outcome == "rate_limited",
+        outcome == SeatOutcome::RateLimited,
     );
-    let result = if outcome == "rate_limited" {
+    let result = if outcome == SeatOutcome::RateLimited {
         Err(ApiError::RateLimited {
             limit,
             retry_after_s: retry_after_s(reset, now),
@@ -204,14 +206,14 @@ fn seat(
         ],
     )?;
     let row = Row::first(&set)?;
-    let outcome = row.required_text("o_outcome")?;
-    match outcome.as_str() {
-        "no_seats" => Err(ApiError::NoSeatsAvailable {
+    let outcome = row.outcome(SeatOutcome::parse)?;
+    match outcome {
+        SeatOutcome::NoSeats => Err(ApiError::NoSeatsAvailable {
             max_seats: row.count("o_max_seats")?,
             active_seats: row.count("o_active_seats")?,
             next_available_at: row.int("o_next_available_at")?,
         }),
-        "created" | "existing" => {
+        SeatOutcome::Created | SeatOutcome::Existing => {
             let license = seat_license(&row)?;
             let session = row.required_text("o_session_id")?;
             let expires = row.required_int("o_session_expires_at")?;
@@ -224,7 +226,11 @@ fn seat(
                 expires,
             )?;
             let active = row.count("o_active_seats").ok();
-            let status = if outcome == "created" { 201 } else { 200 };
+            let status = if outcome == SeatOutcome::Created {
+                201
+            } else {
+                200
+            };
             Ok(json(
                 status,
                 &granted_body(&session, &token, expires, &license, active),
@@ -256,8 +262,8 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
         &[P::Str(key_hash), P::Str(id.to_owned()), duration],
     )?;
     let row = Row::first(&set)?;
-    match row.required_text("o_outcome")?.as_str() {
-        "renewed" | "borrowed" => {
+    match row.outcome(SeatOutcome::parse)? {
+        SeatOutcome::Renewed | SeatOutcome::Borrowed => {
             let license = seat_license(&row)?;
             let expires = row.required_int("o_session_expires_at")?;
             let machine = row.required_text("o_machine_hash")?;
@@ -267,10 +273,10 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
                 &granted_body(id, &token, expires, &license, None),
             ))
         }
-        "borrow_too_long" => Err(ApiError::BorrowTooLong {
+        SeatOutcome::BorrowTooLong => Err(ApiError::BorrowTooLong {
             max_seconds: row.count("o_max_borrow_seconds")?,
         }),
-        "unknown_key" => Err(unknown_key(req, "heartbeat or borrow")),
+        SeatOutcome::UnknownKey => Err(unknown_key(req, "heartbeat or borrow")),
         other => Err(refusal(other).unwrap_or(ApiError::Internal)),
     }
 }
@@ -287,9 +293,9 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
         &[P::Str(key_hash), P::Str(id.to_owned())],
     )?;
     let row = Row::first(&set)?;
-    match row.required_text("o_outcome")?.as_str() {
-        "unknown_key" => return Err(unknown_key(req, "release")),
-        "borrowed" => {
+    match row.outcome(SeatOutcome::parse)? {
+        SeatOutcome::UnknownKey => return Err(unknown_key(req, "release")),
+        SeatOutcome::Borrowed => {
             return Err(ApiError::SessionBorrowed {
                 borrowed_until: row.required_int("o_borrowed_until")?,
             })
@@ -310,13 +316,16 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
             ended_at,
             token_expires_at,
         };
-        let store = key_value::Store::open_default().map_err(kv_unavailable)?;
-        end_session(&store, id, &marker).map_err(kv_unavailable)?;
+        let store = key_value::Store::open_default().map_err(not_propagated)?;
+        end_session(&store, id, &marker).map_err(not_propagated)?;
     }
     Ok(json(200, &released_body(id, ended_at)))
 }
 
-fn kv_unavailable(e: key_value::Error) -> ApiError {
+/// A release PostgreSQL recorded whose end marker could not be written: answered as the admin
+/// component answers any recorded change the edge may not see yet (503
+/// `revocation_unavailable`, `recorded: true`); a retry writes the marker, as does the rebuild.
+fn not_propagated(e: key_value::Error) -> ApiError {
     eprintln!("acquire: the release is recorded but the key-value store failed: {e}");
-    ApiError::RevocationUnavailable
+    ApiError::ChangeNotPropagated
 }

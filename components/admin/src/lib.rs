@@ -8,7 +8,7 @@
 //!
 //! Changes validation must see are written through to the key-value store in the same
 //! request, after PostgreSQL (the source of truth), and the writer then reads the license's
-//! version back and writes again while it is stale (`license_edge::edge::converge`), so that
+//! version back and writes again while it is stale (`license_edge::read_model::converge`), so that
 //! two changes whose writes land out of order still leave the store equal to the database. A
 //! key-value failure answers 503 `revocation_unavailable` saying the change is recorded, and a
 //! retry or the rebuild propagates it. A new license is the exception: its entry is written
@@ -16,24 +16,29 @@
 //! it; an entry without a row is harmless (no token can name that license) and is removed on
 //! failure.
 
-use edge_http::db::{self, text_or_null, Row};
-use edge_http::{
-    end_session, error, header, json, method_name, new_request_id, normalized_path, now_millis,
-    random16, read_request,
+use edge_io::db::{self, text_or_null, Row};
+use edge_io::kv::end_session;
+use edge_io::{
+    error, header, json, method_name, new_request_id, normalized_path, now_millis, random16,
+    read_request,
 };
 use license_edge::admin::{
-    self, audit_event_json, authorize, created_license_json, from_db, is_id, license_detail_json,
-    license_json, license_state, list_body, new_id, new_license_key, organization_json, paginate,
-    parse_license_patch, parse_new_license, parse_new_organization, parse_new_product, parse_prune,
-    parse_query, parse_status_change, product_json, rebuild_json, released_json, route,
-    session_json, sweep_json, updated_license_json, AuditEvent, Cursor, EndedSession, Endpoint,
-    License, LicenseDetail, LicenseStanding, Organization, Product, Session, StatusAction,
-    SweepBatch, MAX_ADMIN_BODY, MAX_EMBEDDED_SESSIONS,
+    self, audit_event_json, authenticate, created_key_json, created_license_json, from_db,
+    key_json, license_detail_json, license_json, license_state, new_license_key, new_org_key,
+    org_key_hash, org_key_shown, organization_json, parse_license_patch, parse_new_key,
+    parse_new_license, parse_new_organization, parse_new_product, parse_prune, parse_status_change,
+    product_json, rebuild_json, released_json, route, session_json, sweep_json,
+    updated_license_json, ApiKey, AuditEvent, Caller, Credential, EndedSession, Endpoint, KeyAuth,
+    License, LicenseDetail, LicenseStanding, Organization, Owner, Product, Role, Session,
+    StatusAction, SweepBatch, MAX_ADMIN_BODY, MAX_EMBEDDED_SESSIONS,
 };
+use license_edge::api::query::{list_body, paginate, parse_query, Cursor, Query};
+use license_edge::api::request::{is_id, new_id};
 use license_edge::api::ApiError;
-use license_edge::edge::{
-    converge, encode, license_key, marker_needed, sealed_key, session_key, Converged, LicenseState,
-    LicenseStatus, SessionEnded,
+use license_edge::outcome::AdminOutcome;
+use license_edge::read_model::{
+    converge, encode, license_key, marker_needed, session_key, verify_cache_key, Converged,
+    LicenseState, LicenseStatus, SessionEnded,
 };
 use license_edge::seats::{is_session_id, license_key_hash};
 use serde::de::DeserializeOwned;
@@ -66,47 +71,158 @@ async fn handle(req: IncomingRequest) -> impl IntoResponse {
 }
 
 fn serve(req: &Request) -> Result<Response, ApiError> {
-    let token = variables::get("admin_token").map_err(|e| {
+    let tokens = variables::get("admin_token").map_err(|e| {
         eprintln!("admin: admin_token variable: {e}");
         ApiError::Unauthorized
     })?;
-    authorize(header(req, "authorization"), &token)?;
+    let credential = authenticate(header(req, "authorization"), &tokens)?;
     let routed = route(method_name(req.method()), &normalized_path(req))?;
     let id = routed.param.as_deref().unwrap_or_default();
     let now = now_millis();
     let q = req.query();
+    // One connection for the request: the caller is stated on it for the audit trail, so every
+    // statement of the request must use it.
+    let conn = db::open()?;
+    let caller = identify(&conn, credential, now)?;
+    caller.permit(routed.endpoint)?;
+    let scope = caller.organization();
+    if let Some(org) = scope {
+        confine(&conn, org, routed.endpoint, id)?;
+    }
+    let conn = &conn;
     match routed.endpoint {
-        Endpoint::ListOrganizations => list_organizations(q),
-        Endpoint::CreateOrganization => create_organization(req, now),
-        Endpoint::GetOrganization => get_organization(q, id),
-        Endpoint::OrganizationAudit => audit(q, "organization", id),
-        Endpoint::ListProducts => list_products(q),
-        Endpoint::CreateProduct => create_product(req, now),
-        Endpoint::GetProduct => get_product(q, id),
-        Endpoint::ListLicenses => list_licenses(q),
-        Endpoint::CreateLicense => create_license(req, now),
-        Endpoint::GetLicense => get_license(q, id, now),
-        Endpoint::UpdateLicense => update_license(req, id, now),
-        Endpoint::SuspendLicense => set_status(req, id, StatusAction::Suspend, now),
-        Endpoint::ReinstateLicense => set_status(req, id, StatusAction::Reinstate, now),
-        Endpoint::RevokeLicense => set_status(req, id, StatusAction::Revoke, now),
-        Endpoint::LicenseSessions => license_sessions(q, id, now),
-        Endpoint::LicenseAudit => audit(q, "license", id),
-        Endpoint::ReleaseSession => release_session(q, id, now),
-        Endpoint::RebuildKv => rebuild(q, now),
-        Endpoint::SweepKv => sweep(q),
-        Endpoint::Prune => prune(req),
+        Endpoint::ListOrganizations => list_organizations(conn, q, scope),
+        Endpoint::CreateOrganization => create_organization(conn, req, now),
+        Endpoint::GetOrganization => get_organization(conn, q, id),
+        Endpoint::OrganizationAudit => audit(conn, q, "organization", id),
+        Endpoint::ListProducts => list_products(conn, q, scope),
+        Endpoint::CreateProduct => create_product(conn, req, now, scope),
+        Endpoint::GetProduct => get_product(conn, q, id),
+        Endpoint::ListLicenses => list_licenses(conn, q, scope),
+        Endpoint::CreateLicense => create_license(conn, req, now, scope),
+        Endpoint::GetLicense => get_license(conn, q, id, now),
+        Endpoint::UpdateLicense => update_license(conn, req, id, now),
+        Endpoint::SuspendLicense => set_status(conn, req, id, StatusAction::Suspend, now),
+        Endpoint::ReinstateLicense => set_status(conn, req, id, StatusAction::Reinstate, now),
+        Endpoint::RevokeLicense => set_status(conn, req, id, StatusAction::Revoke, now),
+        Endpoint::LicenseSessions => license_sessions(conn, q, id, now),
+        Endpoint::LicenseAudit => audit(conn, q, "license", id),
+        Endpoint::ReleaseSession => release_session(conn, q, id, now),
+        Endpoint::RebuildKv => rebuild(conn, q, now),
+        Endpoint::SweepKv => sweep(conn, q),
+        Endpoint::Prune => prune(conn, req),
+        Endpoint::ListKeys => list_keys(conn, q, id),
+        Endpoint::CreateKey => create_key(conn, req, id, &caller, now),
+        Endpoint::RevokeKey => revoke_key(conn, q, id, now),
+    }
+}
+
+// --- Who is calling -------------------------------------------------------------------------
+
+/// The caller behind a credential, stated on `conn` for the audit trail: the operator, or an
+/// organization key that exists and is not revoked (read on every request, so a revoked key
+/// is refused on the next one). An unknown key is the same 401 as any bad credential.
+fn identify(conn: &Connection, credential: Credential, now: i64) -> Result<Caller, ApiError> {
+    let hash = match credential {
+        Credential::Operator => {
+            call(conn, "SELECT * FROM le_admin_as_operator()", &[])?;
+            return Ok(Caller::Operator);
+        }
+        Credential::OrganizationKey { hash } => hash,
+    };
+    let (_, body) = call(
+        conn,
+        "SELECT * FROM le_admin_key_auth($1, $2)",
+        &[P::Str(hash), P::Int64(now)],
+    )?;
+    if body.is_null() {
+        return Err(ApiError::Unauthorized);
+    }
+    let key: KeyAuth = decode(body)?;
+    let role = Role::parse(&key.role).ok_or_else(|| {
+        eprintln!("admin: key {} has an unknown role", key.id);
+        ApiError::Internal
+    })?;
+    Ok(Caller::Organization {
+        key_id: key.id,
+        organization_id: key.organization_id,
+        role,
+    })
+}
+
+/// For an organization key: the id a route names must belong to its organization, or the
+/// answer is 404 as if it did not exist (nothing is read or written for it). Lists and creates
+/// confine themselves (`scope`).
+fn confine(conn: &Connection, org: &str, endpoint: Endpoint, id: &str) -> Result<(), ApiError> {
+    let (kind, resource) = match endpoint {
+        Endpoint::GetOrganization
+        | Endpoint::OrganizationAudit
+        | Endpoint::ListKeys
+        | Endpoint::CreateKey => {
+            return if id == org {
+                Ok(())
+            } else {
+                Err(ApiError::NoSuch {
+                    resource: "organization",
+                })
+            }
+        }
+        Endpoint::GetProduct => ("product", "product"),
+        Endpoint::GetLicense
+        | Endpoint::UpdateLicense
+        | Endpoint::SuspendLicense
+        | Endpoint::ReinstateLicense
+        | Endpoint::RevokeLicense
+        | Endpoint::LicenseSessions
+        | Endpoint::LicenseAudit => ("license", "license"),
+        Endpoint::ReleaseSession => ("session", "session"),
+        Endpoint::RevokeKey => ("key", "key"),
+        _ => return Ok(()),
+    };
+    owned_by(conn, org, kind, id, resource)
+}
+
+/// Whether the `kind` with `id` belongs to `org`; 404 `resource` when it does not (or does not
+/// exist).
+fn owned_by(
+    conn: &Connection,
+    org: &str,
+    kind: &str,
+    id: &str,
+    resource: &'static str,
+) -> Result<(), ApiError> {
+    let (_, body) = call(
+        conn,
+        "SELECT * FROM le_admin_owner($1, $2)",
+        &[P::Str(kind.to_owned()), P::Str(id.to_owned())],
+    )?;
+    let owner: Option<Owner> = decode(body)?;
+    match owner {
+        Some(o) if o.organization_id == org => Ok(()),
+        _ => Err(ApiError::NoSuch { resource }),
+    }
+}
+
+/// A list's organization filter under a scope: the caller's own organization, and 404 for any
+/// other named.
+fn scoped_org(named: Option<String>, scope: Option<&str>) -> Result<Option<String>, ApiError> {
+    match (named, scope) {
+        (Some(n), Some(org)) if n != org => Err(ApiError::NoSuch {
+            resource: "organization",
+        }),
+        (_, Some(org)) => Ok(Some(org.to_owned())),
+        (named, None) => Ok(named),
     }
 }
 
 // --- Plumbing --------------------------------------------------------------------------------
 
 /// Calls an admin SQL function; answers its outcome and body, or its refusal as an error.
-fn call(conn: &Connection, sql: &str, params: &[P]) -> Result<(String, Value), ApiError> {
+fn call(conn: &Connection, sql: &str, params: &[P]) -> Result<(AdminOutcome, Value), ApiError> {
     let set = db::query(conn, sql, params)?;
     let row = Row::first(&set)?;
-    let outcome = row.required_text("o_outcome")?;
-    admin::outcome(&outcome)?;
+    let outcome = row.outcome(AdminOutcome::parse)?;
+    admin::outcome(outcome)?;
     Ok((outcome, row.json("o_body")?))
 }
 
@@ -150,6 +266,40 @@ fn limit_param(limit: u32) -> P {
     P::Int32(i32::try_from(limit).unwrap_or(i32::MAX))
 }
 
+/// A list route: its SQL function is called with the `filters` (checked after the page
+/// parameters, so a bad `limit` or `cursor` is refused first), the cursor's time and id, the
+/// page size and then `trailing`; the items it answers are paged by their `(time, id)` key and
+/// shown with `show`.
+fn list<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    q: &Query,
+    filters: impl FnOnce() -> Result<Vec<P>, ApiError>,
+    trailing: Vec<P>,
+    key: impl Fn(&T) -> (i64, &str),
+    show: impl Fn(&T) -> Value,
+) -> Result<Response, ApiError> {
+    let limit = q.limit()?;
+    let [at, id] = cursor_params(q.cursor()?);
+    let mut params = filters()?;
+    params.extend([at, id, limit_param(limit)]);
+    params.extend(trailing);
+    let (_, body) = call(&conn, sql, &params)?;
+    let items: Vec<T> = decode(body)?;
+    let (items, next) = paginate(items, limit, |item| {
+        let (at, id) = key(item);
+        Cursor {
+            at,
+            id: id.to_owned(),
+        }
+        .encode()
+    });
+    Ok(json(
+        200,
+        &list_body(items.iter().map(show).collect(), next),
+    ))
+}
+
 fn store() -> Result<key_value::Store, key_value::Error> {
     key_value::Store::open_default()
 }
@@ -173,7 +323,7 @@ fn latest_states(
 }
 
 /// Writes a license's standing to the read model after PostgreSQL recorded it, then converges
-/// on the database's latest version (see `license_edge::edge::converge`).
+/// on the database's latest version (see `license_edge::read_model::converge`).
 fn propagate(conn: &Connection, id: &str, first: LicenseState, now: i64) -> Result<(), ApiError> {
     let not_propagated = |what: &str| {
         eprintln!("admin: license {id} changed in PostgreSQL, but {what}");
@@ -204,35 +354,43 @@ fn propagate(conn: &Connection, id: &str, first: LicenseState, now: i64) -> Resu
 
 // --- Organizations and products ---------------------------------------------------------------
 
-fn list_organizations(q: &str) -> Result<Response, ApiError> {
+fn list_organizations(
+    conn: &Connection,
+    q: &str,
+    scope: Option<&str>,
+) -> Result<Response, ApiError> {
     let q = parse_query(q, &["limit", "cursor"])?;
-    let limit = q.limit()?;
-    let [at, id] = cursor_params(q.cursor()?);
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    if let Some(org) = scope {
+        // An organization key sees its own organization, on the first page.
+        q.limit()?;
+        let first_page = q.cursor()?.is_none();
+        let items = if first_page {
+            let (_, body) = call(
+                conn,
+                "SELECT * FROM le_admin_organization($1)",
+                &[P::Str(org.to_owned())],
+            )?;
+            vec![organization_json(&decode(body)?)]
+        } else {
+            vec![]
+        };
+        return Ok(json(200, &list_body(items, None)));
+    }
+    list(
+        conn,
         "SELECT * FROM le_admin_organizations($1::bigint, $2::text, $3::int)",
-        &[at, id, limit_param(limit)],
-    )?;
-    let items: Vec<Organization> = decode(body)?;
-    let (items, next) = paginate(items, limit, |o| {
-        Cursor {
-            at: o.created_at,
-            id: o.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(organization_json).collect(), next),
-    ))
+        &q,
+        || Ok(vec![]),
+        vec![],
+        |o: &Organization| (o.created_at, &o.id),
+        organization_json,
+    )
 }
 
-fn create_organization(req: &Request, now: i64) -> Result<Response, ApiError> {
+fn create_organization(conn: &Connection, req: &Request, now: i64) -> Result<Response, ApiError> {
     no_query(req.query())?;
     let name = parse_new_organization(req.body(), content_type(req))?;
     let id = new_id("org", random16());
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_create_organization($1, $2, $3)",
@@ -245,10 +403,9 @@ fn create_organization(req: &Request, now: i64) -> Result<Response, ApiError> {
     ))
 }
 
-fn get_organization(q: &str, id: &str) -> Result<Response, ApiError> {
+fn get_organization(conn: &Connection, q: &str, id: &str) -> Result<Response, ApiError> {
     no_query(q)?;
     let id = checked_id("org", id, "organization")?;
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_organization($1)",
@@ -257,36 +414,34 @@ fn get_organization(q: &str, id: &str) -> Result<Response, ApiError> {
     Ok(json(200, &organization_json(&decode(body)?)))
 }
 
-fn list_products(q: &str) -> Result<Response, ApiError> {
+fn list_products(conn: &Connection, q: &str, scope: Option<&str>) -> Result<Response, ApiError> {
     let q = parse_query(q, &["organization_id", "limit", "cursor"])?;
-    let org = q.id("organization_id", "org")?;
-    let limit = q.limit()?;
-    let [at, id] = cursor_params(q.cursor()?);
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    let org = scoped_org(q.id("organization_id", "org")?, scope)?;
+    list(
+        conn,
         "SELECT * FROM le_admin_products($1::text, $2::bigint, $3::text, $4::int)",
-        &[text_or_null(org.as_deref()), at, id, limit_param(limit)],
-    )?;
-    let items: Vec<Product> = decode(body)?;
-    let (items, next) = paginate(items, limit, |p| {
-        Cursor {
-            at: p.created_at,
-            id: p.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(product_json).collect(), next),
-    ))
+        &q,
+        || Ok(vec![text_or_null(org.as_deref())]),
+        vec![],
+        |p: &Product| (p.created_at, &p.id),
+        product_json,
+    )
 }
 
-fn create_product(req: &Request, now: i64) -> Result<Response, ApiError> {
+fn create_product(
+    conn: &Connection,
+    req: &Request,
+    now: i64,
+    scope: Option<&str>,
+) -> Result<Response, ApiError> {
     no_query(req.query())?;
     let new = parse_new_product(req.body(), content_type(req))?;
+    if scope.is_some_and(|org| org != new.organization_id) {
+        return Err(ApiError::NoSuch {
+            resource: "organization",
+        });
+    }
     let id = new_id("prod", random16());
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_create_product($1, $2, $3, $4, $5)",
@@ -305,49 +460,55 @@ fn create_product(req: &Request, now: i64) -> Result<Response, ApiError> {
     ))
 }
 
-fn get_product(q: &str, id: &str) -> Result<Response, ApiError> {
+fn get_product(conn: &Connection, q: &str, id: &str) -> Result<Response, ApiError> {
     no_query(q)?;
     let id = checked_id("prod", id, "product")?;
-    let conn = db::open()?;
     let (_, body) = call(&conn, "SELECT * FROM le_admin_product($1)", &[P::Str(id)])?;
     Ok(json(200, &product_json(&decode(body)?)))
 }
 
 // --- Licenses --------------------------------------------------------------------------------
 
-fn list_licenses(q: &str) -> Result<Response, ApiError> {
+fn list_licenses(conn: &Connection, q: &str, scope: Option<&str>) -> Result<Response, ApiError> {
     let q = parse_query(
         q,
         &["organization_id", "product_id", "status", "limit", "cursor"],
     )?;
-    let org = q.id("organization_id", "org")?;
+    let org = scoped_org(q.id("organization_id", "org")?, scope)?;
     let product = q.id("product_id", "prod")?;
     let status = q.one_of("status", &["active", "suspended", "revoked"])?;
-    let limit = q.limit()?;
-    let [at, id] = cursor_params(q.cursor()?);
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    list(
+        conn,
         "SELECT * FROM le_admin_licenses($1::text, $2::text, $3::text, $4::bigint, $5::text, $6::int)",
-        &[text_or_null(org.as_deref()), text_or_null(product.as_deref()), text_or_null(status), at, id, limit_param(limit)],
-    )?;
-    let items: Vec<License> = decode(body)?;
-    let (items, next) = paginate(items, limit, |l| {
-        Cursor {
-            at: l.created_at,
-            id: l.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(license_json).collect(), next),
-    ))
+        &q,
+        || {
+            if let (Some(scope), Some(product)) = (scope, &product) {
+                owned_by(conn, scope, "product", product, "product")?;
+            }
+            Ok(vec![
+                text_or_null(org.as_deref()),
+                text_or_null(product.as_deref()),
+                text_or_null(status),
+            ])
+        },
+        vec![],
+        |l: &License| (l.created_at, &l.id),
+        license_json,
+    )
 }
 
-fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
+fn create_license(
+    conn: &Connection,
+    req: &Request,
+    now: i64,
+    scope: Option<&str>,
+) -> Result<Response, ApiError> {
     no_query(req.query())?;
     let new = parse_new_license(req.body(), content_type(req), now)?;
+    if let Some(org) = scope {
+        // Before the read-model entry is written: another organization's product changes nothing.
+        owned_by(conn, org, "product", &new.product_id, "product")?;
+    }
     let id = new_id("lic", random16());
     let mut random = [0u8; 32];
     random[..16].copy_from_slice(&random16());
@@ -367,9 +528,9 @@ fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
             eprintln!("admin: key-value store failed before creating a license: {e}");
             ApiError::KeyValueUnavailable
         })?;
-    let result = db::open().and_then(|conn| {
+    let result = {
         call(
-            &conn,
+            conn,
             "SELECT * FROM le_admin_create_license($1, $2, $3, ($4::text)::jsonb, $5)",
             &[
                 P::Str(id.clone()),
@@ -379,7 +540,7 @@ fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
                 P::Int64(now),
             ],
         )
-    });
+    };
     let body = match result {
         Ok((_, body)) => body,
         Err(e) => {
@@ -396,10 +557,9 @@ fn create_license(req: &Request, now: i64) -> Result<Response, ApiError> {
     ))
 }
 
-fn get_license(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+fn get_license(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
     no_query(q)?;
     let id = checked_id("lic", id, "license")?;
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_license($1, $2, $3::int)",
@@ -413,11 +573,15 @@ fn get_license(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
     Ok(json(200, &license_detail_json(&detail, now)))
 }
 
-fn update_license(req: &Request, id: &str, now: i64) -> Result<Response, ApiError> {
+fn update_license(
+    conn: &Connection,
+    req: &Request,
+    id: &str,
+    now: i64,
+) -> Result<Response, ApiError> {
     no_query(req.query())?;
     let id = checked_id("lic", id, "license")?;
     let patch = parse_license_patch(req.body(), content_type(req))?;
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_update_license($1, ($2::text)::jsonb, $3)",
@@ -438,6 +602,7 @@ fn update_license(req: &Request, id: &str, now: i64) -> Result<Response, ApiErro
 }
 
 fn set_status(
+    conn: &Connection,
     req: &Request,
     id: &str,
     action: StatusAction,
@@ -446,7 +611,6 @@ fn set_status(
     no_query(req.query())?;
     let id = checked_id("lic", id, "license")?;
     let reason = parse_status_change(req.body(), content_type(req))?;
-    let conn = db::open()?;
     let (outcome, body) = call(
         &conn,
         "SELECT * FROM le_admin_set_status($1, $2, $3::text, $4)",
@@ -461,55 +625,40 @@ fn set_status(
     // Written even when unchanged, so that a retry after a key-value failure propagates.
     propagate(&conn, &id, license.state(now), now)?;
     let mut body = license_json(&license);
-    body["changed"] = json!(outcome == "changed");
+    body["changed"] = json!(outcome == AdminOutcome::Changed);
     Ok(json(200, &body))
 }
 
 // --- Sessions and the audit trail -------------------------------------------------------------
 
-fn license_sessions(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+fn license_sessions(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
     let q = parse_query(q, &["status", "limit", "cursor"])?;
     let state = q
         .one_of("status", &["live", "ended", "all"])?
         .unwrap_or("live");
-    let limit = q.limit()?;
-    let [at, cursor_id] = cursor_params(q.cursor()?);
-    let id = checked_id("lic", id, "license")?;
-    let conn = db::open()?;
-    let (_, body) = call(
-        &conn,
+    list(
+        conn,
         "SELECT * FROM le_admin_sessions($1, $2, $3::bigint, $4::text, $5::int, $6)",
-        &[
-            P::Str(id),
-            P::Str(state.to_owned()),
-            at,
-            cursor_id,
-            limit_param(limit),
-            P::Int64(now),
-        ],
-    )?;
-    let items: Vec<Session> = decode(body)?;
-    let (items, next) = paginate(items, limit, |s| {
-        Cursor {
-            at: s.started_at,
-            id: s.id.clone(),
-        }
-        .encode()
-    });
-    Ok(json(
-        200,
-        &list_body(items.iter().map(|s| session_json(s, now)).collect(), next),
-    ))
+        &q,
+        || {
+            Ok(vec![
+                P::Str(checked_id("lic", id, "license")?),
+                P::Str(state.to_owned()),
+            ])
+        },
+        vec![P::Int64(now)],
+        |s: &Session| (s.started_at, &s.id),
+        |s| session_json(s, now),
+    )
 }
 
-fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+fn release_session(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
     no_query(q)?;
     if !is_session_id(id) {
         return Err(ApiError::NoSuch {
             resource: "session",
         });
     }
-    let conn = db::open()?;
     let (outcome, body) = call(
         &conn,
         "SELECT * FROM le_admin_release($1, $2)",
@@ -547,12 +696,12 @@ fn release_session(q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
             &released.license_id,
             released.ended_at,
             released.seat_until,
-            outcome == "already_ended",
+            outcome == AdminOutcome::AlreadyEnded,
         ),
     ))
 }
 
-fn audit(q: &str, scope: &'static str, id: &str) -> Result<Response, ApiError> {
+fn audit(conn: &Connection, q: &str, scope: &'static str, id: &str) -> Result<Response, ApiError> {
     let q = parse_query(q, &["limit", "cursor"])?;
     let limit = q.limit()?;
     let before = q.event_cursor()?;
@@ -560,7 +709,6 @@ fn audit(q: &str, scope: &'static str, id: &str) -> Result<Response, ApiError> {
         "license" => checked_id("lic", id, "license")?,
         _ => checked_id("org", id, "organization")?,
     };
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_audit($1, $2, $3::bigint, $4::int)",
@@ -579,12 +727,82 @@ fn audit(q: &str, scope: &'static str, id: &str) -> Result<Response, ApiError> {
     ))
 }
 
+// --- Organization API keys ------------------------------------------------------------------
+
+fn list_keys(conn: &Connection, q: &str, org: &str) -> Result<Response, ApiError> {
+    let q = parse_query(q, &["limit", "cursor"])?;
+    list(
+        conn,
+        "SELECT * FROM le_admin_keys($1, $2::bigint, $3::text, $4::int)",
+        &q,
+        || {
+            let org = checked_id("org", org, "organization")?;
+            Ok(vec![P::Str(org)])
+        },
+        vec![],
+        |k: &ApiKey| (k.created_at, &k.id),
+        key_json,
+    )
+}
+
+/// Issues a key: shown once, in this answer; only its hash is stored.
+fn create_key(
+    conn: &Connection,
+    req: &Request,
+    org: &str,
+    caller: &Caller,
+    now: i64,
+) -> Result<Response, ApiError> {
+    no_query(req.query())?;
+    let org = checked_id("org", org, "organization")?;
+    let new = parse_new_key(req.body(), content_type(req))?;
+    caller.may_grant(new.role)?;
+    let mut random = [0u8; 32];
+    random[..16].copy_from_slice(&random16());
+    random[16..].copy_from_slice(&random16());
+    let key = new_org_key(random);
+    let id = new_id("key", random16());
+    let (_, body) = call(
+        conn,
+        "SELECT * FROM le_admin_create_key($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            P::Str(id),
+            P::Str(org.clone()),
+            P::Str(org_key_hash(&key)),
+            P::Str(org_key_shown(&key)),
+            P::Str(new.name),
+            P::Str(new.role.as_str().to_owned()),
+            P::Str(caller.actor()),
+            P::Int64(now),
+        ],
+    )?;
+    let created_key: ApiKey = decode(body)?;
+    Ok(created(
+        &created_key_json(&created_key, &key),
+        format!("/api/v1/admin/organizations/{org}/keys"),
+    ))
+}
+
+/// Revokes a key; every later request with it is refused. Revoking twice is not an error.
+fn revoke_key(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Response, ApiError> {
+    no_query(q)?;
+    let id = checked_id("key", id, "key")?;
+    let (outcome, body) = call(
+        conn,
+        "SELECT * FROM le_admin_revoke_key($1, $2)",
+        &[P::Str(id), P::Int64(now)],
+    )?;
+    let revoked: ApiKey = decode(body)?;
+    let mut body = key_json(&revoked);
+    body["changed"] = json!(outcome == AdminOutcome::Changed);
+    Ok(json(200, &body))
+}
+
 // --- The key-value rebuild --------------------------------------------------------------------
 
-fn rebuild(q: &str, started: i64) -> Result<Response, ApiError> {
+fn rebuild(conn: &Connection, q: &str, started: i64) -> Result<Response, ApiError> {
     no_query(q)?;
     let kv = store().map_err(kv_failed)?;
-    let conn = db::open()?;
     let licenses = rewrite_licenses(&conn, &kv, None, started)?;
     // Second pass: a change that committed while the first pass ran may have been overwritten
     // by the state read before it; reread whatever changed since shortly before the start.
@@ -657,7 +875,7 @@ fn rewrite_licenses(
         let mut pending: Vec<(String, LicenseState)> =
             batch.iter().map(|l| (l.id.clone(), l.state(now))).collect();
         written += pending.len() as u64;
-        for _ in 0..license_edge::edge::MAX_CONVERGE_ROUNDS {
+        for _ in 0..license_edge::read_model::MAX_CONVERGE_ROUNDS {
             for (id, state) in &pending {
                 kv.set(&license_key(id), &encode(state))
                     .map_err(kv_failed)?;
@@ -698,11 +916,10 @@ const PRUNE_BATCH: i32 = 10_000;
 
 /// Deletes ended sessions and audit events past the retention the body gives (one batch of
 /// each, in PostgreSQL; see `migrations/0005_retention.sql`).
-fn prune(req: &Request) -> Result<Response, ApiError> {
+fn prune(conn: &Connection, req: &Request) -> Result<Response, ApiError> {
     no_query(req.query())?;
     let retention = parse_prune(req.body(), content_type(req))?;
     let days = |d: i64| P::Int32(i32::try_from(d).unwrap_or(i32::MAX));
-    let conn = db::open()?;
     let (_, body) = call(
         &conn,
         "SELECT * FROM le_admin_prune($1, $2, $3)",
@@ -721,10 +938,9 @@ fn prune(req: &Request) -> Result<Response, ApiError> {
 /// in expiry order from where the last sweep stopped (kept in PostgreSQL), at most
 /// [`SWEEP_BATCHES_PER_CALL`] batches per request. A key-value failure stops before the
 /// watermark moves, so the next sweep repeats the batch (deleting twice is harmless).
-fn sweep(q: &str) -> Result<Response, ApiError> {
+fn sweep(conn: &Connection, q: &str) -> Result<Response, ApiError> {
     no_query(q)?;
     let kv = store().map_err(kv_failed)?;
-    let conn = db::open()?;
     let mut swept = 0u64;
     let mut until = None;
     for _ in 0..SWEEP_BATCHES_PER_CALL {
@@ -736,7 +952,7 @@ fn sweep(q: &str) -> Result<Response, ApiError> {
         let batch: SweepBatch = decode(body)?;
         for id in &batch.sessions {
             kv.delete(&session_key(id)).map_err(kv_failed)?;
-            kv.delete(&sealed_key(id)).map_err(kv_failed)?;
+            kv.delete(&verify_cache_key(id)).map_err(kv_failed)?;
         }
         let Some(cursor) = batch.cursor else {
             return Ok(json(200, &sweep_json(swept, until, false)));

@@ -2,7 +2,7 @@
 //! `SELECT 1` on PostgreSQL), as the service it replaces answered them; and the OpenAPI
 //! document of the whole API (`openapi.json`, embedded at build time; touches nothing).
 
-use edge_http::{
+use edge_io::{
     allow_methods, error, json, new_request_id, normalized_path, now_millis, read_request,
 };
 use license_edge::api::ApiError;

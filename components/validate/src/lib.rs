@@ -3,18 +3,18 @@
 //! sessions. It never touches PostgreSQL (its manifest entry has no outbound host), so it keeps
 //! answering when the database is down. It also serves the public key set as JWKS.
 
-use edge_http::{
+use edge_io::{
     allow_methods, error, header, json, json_text, new_request_id, normalized_path, now_millis,
     read_request,
 };
 use license_edge::api::ApiError;
-use license_edge::edge::{license_key, session_key, standing, Standing};
-use license_edge::token::sealed::verify_sealed;
+use license_edge::read_model::verify_cache::verify_cached;
+use license_edge::read_model::{license_key, session_key, standing, Standing};
 use license_edge::validate::{
-    invalid_body, parse_request, standing_refusal, token_refusal_code, valid_body,
+    invalid_body, is_for_product, parse_request, standing_refusal, token_refusal_code, valid_body,
     MAX_VALIDATE_BODY,
 };
-use license_edge::{KeySet, Policy};
+use license_edge_token::{KeySet, TokenError, ValidationOptions};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::{key_value, variables};
@@ -82,22 +82,19 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         eprintln!("validate: token_issuer variable: {e}");
         ApiError::Internal
     })?;
-    let mut policy = Policy::new().with_issuer(issuer);
-    if let Some(product) = &request.product {
-        policy = policy.with_audience(product.clone());
-    }
+    let policy = ValidationOptions::new().with_issuer(issuer);
     let now_ms = now_millis();
     // The store is opened up front for the verified-token cache, but a store failure only
     // matters once a token has verified: a refused token is answered without it.
     let store = key_value::Store::open_default();
-    let seal_key = variables::get("verify_cache_key").ok();
-    let checked = verify_sealed(
+    let cache_secret = variables::get("verify_cache_key").ok();
+    let checked = verify_cached(
         &request.token,
         &keys,
         &policy,
         now_ms / 1000,
         request.machine_id.as_deref(),
-        seal_key.as_deref().map(str::as_bytes),
+        cache_secret.as_deref().map(str::as_bytes),
         |cache_key| match &store {
             Ok(store) => store.get(cache_key).unwrap_or_else(|e| {
                 eprintln!("validate: verified-token cache read failed: {e}");
@@ -114,10 +111,19 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         }
     };
     let claims = checked.verified.claims();
+    // The product is checked here rather than as the token's audience, so that tokens issued
+    // before audiences named the organization keep matching (see `is_for_product`).
+    if let Some(product) = &request.product {
+        if !is_for_product(claims, product) {
+            let e = TokenError::WrongAudience;
+            let body = invalid_body(&token_refusal_code(&e), &e.to_string(), request_id);
+            return Ok(json(200, &body));
+        }
+    }
     let store = store.map_err(unavailable)?;
     let license = store.get(&license_key(&claims.sub)).map_err(unavailable)?;
     // The end marker is read on every request, cache hit or not: a session whose marker is
-    // written is refused whatever happened to its cache entry (see `license_edge::edge`).
+    // written is refused whatever happened to its cache entry (see `license_edge::read_model`).
     let session = store.get(&session_key(&claims.sid)).map_err(unavailable)?;
     let standing = standing(license.as_deref(), session.as_deref(), now_ms);
     if let (Standing::InForce, Some((cache_key, entry))) = (standing, &checked.new_entry) {

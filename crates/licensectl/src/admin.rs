@@ -1,7 +1,8 @@
 //! `licensectl admin`: the admin API from the command line. Organizations, products, licenses,
 //! sessions, the audit trail and the key-value rebuild, each one HTTP call.
 //!
-//! The admin token is read from `LICENSE_EDGE_ADMIN_TOKEN`, never from a flag. Output is a
+//! The credential is read from `LICENSE_EDGE_ADMIN_TOKEN`, never from a flag: the operator
+//! token, or an organization API key (`lek_…`), which sees only its organization. Output is a
 //! readable table (lists) or `name: value` lines (one resource); `--json` prints the API's
 //! answer unchanged. A refusal by the API exits 1 with its status, code and message on stderr.
 
@@ -42,6 +43,9 @@ enum Command {
     /// The audit trail of a license or an organization, newest first.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Organization API keys: issue (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The edge read model in the key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
@@ -100,13 +104,43 @@ enum OrgCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Issue an API key for an organization; the key is printed once and never again.
+    Create {
+        /// Organization id (org_...).
+        #[arg(long = "org")]
+        organization_id: String,
+        /// What the key is for (shown in lists).
+        #[arg(long)]
+        name: String,
+        /// `read` (lists, gets, audit trail) or `admin` (everything in the organization).
+        #[arg(long, default_value = "read", value_parser = ["read", "admin"])]
+        role: String,
+    },
+    /// List an organization's keys (prefixes, never the keys).
+    List {
+        /// Organization id (org_...).
+        #[arg(long = "org")]
+        organization_id: String,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Revoke a key: every later request with it is refused.
+    Revoke {
+        /// Key id (key_...).
+        key_id: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
 enum ProductCommand {
     /// Create a product in an organization.
     Create {
         /// Organization id (org_...).
         #[arg(long = "org")]
         organization_id: String,
-        /// Product code: lower-case letters, digits, `.`, `_`, `-` (the tokens' audience).
+        /// Product code: lower-case letters, digits, `.`, `_`, `-` (tokens name the product as
+        /// `{organization_id}/{code}` in their audience).
         #[arg(long)]
         code: String,
         /// Display name.
@@ -407,6 +441,40 @@ fn show_list(columns: &'static [(&'static str, &'static str)]) -> impl Fn(&Value
     }
 }
 
+const KEY_FIELDS: &[&str] = &[
+    "id",
+    "organization_id",
+    "prefix",
+    "name",
+    "role",
+    "created_at",
+    "created_by",
+    "last_used_at",
+    "revoked_at",
+];
+
+fn show_key(v: &Value) -> String {
+    let mut out = details(v, KEY_FIELDS);
+    if let Some(key) = v["key"].as_str() {
+        out.push_str(&format!(
+            "\nkey: {key}\nThis is the only time the key is shown; store it now.\n"
+        ));
+    }
+    out
+}
+
+fn show_keys(v: &Value) -> String {
+    show_list(&[
+        ("ID", "id"),
+        ("PREFIX", "prefix"),
+        ("NAME", "name"),
+        ("ROLE", "role"),
+        ("CREATED", "created_at"),
+        ("LAST USED", "last_used_at"),
+        ("REVOKED", "revoked_at"),
+    ])(v)
+}
+
 fn show_orgs(v: &Value) -> String {
     show_list(&[("ID", "id"), ("NAME", "name"), ("CREATED", "created_at")])(v)
 }
@@ -624,6 +692,31 @@ fn plan(command: Command) -> Call {
             None,
             show_events,
         ),
+        Command::Keys(KeysCommand::Create {
+            organization_id,
+            name,
+            role,
+        }) => call(
+            "POST",
+            format!("{A}/organizations/{organization_id}/keys"),
+            Some(json!({ "name": name, "role": role })),
+            show_key,
+        ),
+        Command::Keys(KeysCommand::List {
+            organization_id,
+            page,
+        }) => call(
+            "GET",
+            with_query(
+                &format!("{A}/organizations/{organization_id}/keys"),
+                &page.params(),
+            ),
+            None,
+            show_keys,
+        ),
+        Command::Keys(KeysCommand::Revoke { key_id }) => {
+            call("DELETE", format!("{A}/keys/{key_id}"), None, show_key)
+        }
         Command::Kv(KvCommand::Rebuild) => {
             call("POST", format!("{A}/kv/rebuild"), None, show_rebuild)
         }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use license_edge::api::query::percent_encode;
 use serde_json::Value;
 
 /// Where the admin token is read from.
@@ -150,24 +151,11 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Percent-encodes a query parameter value.
-pub fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `path?a=1&b=2` from the parameters that are set.
 pub fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
     let query: Vec<String> = params
         .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent_encode(v))))
         .collect();
     if query.is_empty() {
         path.to_owned()

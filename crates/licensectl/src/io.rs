@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
-use license_edge::{KeySet, SigningKey};
+use license_edge_token::{KeySet, SigningKey};
 
 /// The most read from standard input or a claims file; far more than any token or claims set.
 const MAX_INPUT_BYTES: u64 = 1 << 20;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use license_edge::KeySet;
+use license_edge_token::KeySet;
 
 use crate::io;
 

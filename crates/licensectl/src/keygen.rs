@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use license_edge::SigningKey;
+use license_edge_token::SigningKey;
 
 use crate::io;
 

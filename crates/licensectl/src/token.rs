@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use license_edge::{json, machine_id_hash, Claims, Policy, TokenError};
+use license_edge_token::{
+    machine_id_hash, strict_json as json, Claims, TokenError, ValidationOptions,
+};
 use serde_json::Value;
 
 use crate::{duration, io, EXIT_REFUSED};
@@ -102,7 +104,7 @@ fn issue(args: IssueArgs) -> anyhow::Result<ExitCode> {
         map.insert("mid".into(), machine_id_hash(machine_id).into());
     }
     let claims = Claims::from_json_object(map).map_err(claims_error)?;
-    let token = license_edge::issue(&key, &claims).map_err(claims_error)?;
+    let token = license_edge_token::issue(&key, &claims).map_err(claims_error)?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }
@@ -125,7 +127,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.token.clone()
     };
-    let mut policy = Policy::new().with_leeway_secs(args.leeway);
+    let mut policy = ValidationOptions::new().with_leeway_secs(args.leeway);
     if let Some(aud) = args.aud {
         policy = policy.with_audience(aud);
     }
@@ -134,7 +136,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let now = io::now()?;
     // Surrounding whitespace (a newline from a file or a pipe) is not part of the token.
-    match license_edge::verify(
+    match license_edge_token::verify(
         token.trim(),
         &keys,
         &policy,

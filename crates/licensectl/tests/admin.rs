@@ -323,6 +323,77 @@ async fn the_admin_token_comes_only_from_the_environment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_keys_from_the_command_line() {
+    let db = migrated_database().await;
+    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
+    let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let ctl = Ctl {
+        url: format!("http://{addr}"),
+    };
+    let org = ctl.json(&["org", "create", "--name", "Acme"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = ctl.json(&["org", "create", "--name", "Other"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The key is printed once, with a line that says so.
+    let created = ctl
+        .ok(&[
+            "keys", "create", "--org", &org, "--name", "ci", "--role", "admin",
+        ])
+        .await;
+    let key = created
+        .lines()
+        .find_map(|l| l.strip_prefix("key: "))
+        .unwrap_or_else(|| panic!("no key line in {created}"))
+        .to_owned();
+    assert!(key.starts_with("lek_"), "{created}");
+    assert!(created.contains("only time the key is shown"), "{created}");
+    let key_id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .map(|s| s.trim().to_owned())
+        .unwrap();
+
+    // The same environment variable carries the key; it sees its organization alone.
+    let out = ctl.run_with(Some(&key), &["org", "list", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["data"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen["data"][0]["id"], org.as_str());
+    let out = ctl.run_with(Some(&key), &["org", "get", &other]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        text(&out)
+    );
+
+    let listed = ctl.ok(&["keys", "list", "--org", &org]).await;
+    assert!(
+        listed.lines().next().unwrap().contains("PREFIX"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&key[..12]) && !listed.contains(&key),
+        "{listed}"
+    );
+
+    let revoked = ctl.ok(&["keys", "revoke", &key_id]).await;
+    assert!(revoked.contains("revoked_at:"), "{revoked}");
+    let out = ctl.run_with(Some(&key), &["org", "list"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        text(&out)
+    );
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_makes_a_license_and_prints_lines_that_work_as_pasted() {
     let db = migrated_database().await;
     let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
@@ -357,7 +428,7 @@ async fn the_quickstart_makes_a_license_and_prints_lines_that_work_as_pasted() {
     assert_eq!(checked["code"], "VALID", "{checked}");
     assert_eq!(
         checked["license"]["mid"],
-        license_edge::machine_id_hash("ws-7")
+        license_edge_token::machine_id_hash("ws-7")
     );
     let id = made["license"]["id"].as_str().unwrap();
     let detail = ctl.json(&["license", "get", id]).await;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use license_edge::{Claims, KeySet, SigningKey};
+use license_edge_token::{Claims, KeySet, SigningKey};
 use serde_json::Value;
 
 fn licensectl(args: &[&str]) -> Output {
@@ -143,7 +143,10 @@ fn keygen_issue_verify_round_trip() {
     assert_eq!(claims["sub"], "lic_1");
     assert_eq!(claims["features"][0], "sso");
     assert_eq!(claims["tier"], "gold", "extra claims are kept");
-    assert_eq!(claims["mid"], license_edge::machine_id_hash("machine-42"));
+    assert_eq!(
+        claims["mid"],
+        license_edge_token::machine_id_hash("machine-42")
+    );
     assert_eq!(claims["jti"], claims["sid"]);
     assert!(claims["sid"].as_str().unwrap().starts_with("ses_"));
     let exp = claims["exp"].as_i64().unwrap();
@@ -224,7 +227,7 @@ fn expired_token_exits_1_with_its_code() {
     let s = Setup::new();
     let past = now() - 3600;
     let claims = Claims::new("i", "lic_1", "prod_a", "ses_1", past - 600, 600);
-    let token = license_edge::issue(&s.signing_key(), &claims).unwrap();
+    let token = license_edge_token::issue(&s.signing_key(), &claims).unwrap();
     let out = s.verify(&token, &[]);
     assert_exit(&out, 1);
     assert_one_line_error(&out, "expired");

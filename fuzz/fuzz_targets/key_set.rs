@@ -1,4 +1,0 @@
-//! Any bytes as a public key set (JWKS or compact text): `cargo +nightly fuzz run key_set`.
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| drop(license_edge::fuzzing::parse_key_set(data)));

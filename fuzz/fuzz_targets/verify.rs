@@ -1,4 +1,0 @@
-//! Any bytes as a license token: `cargo +nightly fuzz run verify`. Must never panic.
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| drop(license_edge::fuzzing::verify_token(data)));

@@ -1,0 +1,121 @@
+//! The tree matches what ARCHITECTURE.md says of it, and the token crate stays a layer of its
+//! own: no server module and no Spin in what a vendor's program compiles.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// Whether a backticked word of the code map names a path (rather than a type, a key pattern
+/// or a command).
+fn looks_like_path(word: &str) -> bool {
+    let exts = [
+        ".rs", ".md", ".json", ".sql", ".toml", ".sh", ".py", ".yaml",
+    ];
+    !word.contains([' ', '{', '}', ':', '*', '(', '<', '>', '='])
+        && !word.starts_with('-')
+        && (word.contains('/') || exts.iter().any(|e| word.ends_with(e)))
+}
+
+/// The backticked paths of the "Code map" section, each with the folders it may be relative
+/// to: the repository, the top-level entry's folder (and its `src/`), and any folder named
+/// earlier in the same entry (`admin/` — `mod.rs`, `routes.rs`).
+fn code_map_paths() -> Vec<(String, Vec<PathBuf>)> {
+    let root = repo();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let section = text
+        .split("## Code map")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a code map")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut bases = vec![root.clone()];
+    let mut entry_dirs: Vec<PathBuf> = Vec::new();
+    let mut found = Vec::new();
+    for line in section.lines() {
+        let words: Vec<&str> = line.split('`').skip(1).step_by(2).collect();
+        let trimmed = line.trim_start();
+        if line.starts_with("- ") {
+            bases = vec![root.clone()];
+            if let Some(first) = words.first().filter(|w| looks_like_path(w)) {
+                let base = root.join(first.trim_end_matches('/'));
+                bases.extend([base.join("src"), base]);
+            }
+        }
+        if trimmed.starts_with("- ") {
+            entry_dirs.clear();
+        }
+        for word in words.into_iter().filter(|w| looks_like_path(w)) {
+            let mut candidates: Vec<PathBuf> = bases.iter().map(|b| b.join(word)).collect();
+            candidates.extend(entry_dirs.iter().map(|d| d.join(word)));
+            if word.ends_with('/') {
+                let dirs: Vec<PathBuf> =
+                    candidates.iter().filter(|c| c.is_dir()).cloned().collect();
+                entry_dirs.extend(dirs);
+            }
+            found.push((word.to_owned(), candidates));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_path_the_code_map_names_exists() {
+    let paths = code_map_paths();
+    assert!(paths.len() > 40, "the code map names its paths: {paths:?}");
+    let missing: Vec<&str> = paths
+        .iter()
+        .filter(|(_, candidates)| !candidates.iter().any(|c| c.exists()))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist: {missing:#?}"
+    );
+}
+
+#[test]
+fn the_token_crate_depends_on_nothing_server_side() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo())
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "license-edge-token",
+            "-e",
+            "normal,build",
+        ])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert!(crates.contains(&"license-edge-token"), "{tree}");
+    assert!(crates.contains(&"ed25519-compact"), "{tree}");
+    for server_side in [
+        "license-edge",
+        "edge-io",
+        "spin-sdk",
+        "wasi",
+        "tokio",
+        "hmac",
+    ] {
+        assert!(
+            !crates.contains(&server_side),
+            "the token crate pulls in {server_side}:\n{tree}"
+        );
+    }
+}
