@@ -16,6 +16,10 @@
 # acquire, validate, release, validate again (the session has ended), revoke, acquire again
 # (refused). The revoked license and its organization stay, for the audit trail.
 #
+# SMOKE_ADMIN_URL (default: URL) is where the round's admin calls go, for a deployment that
+# serves the admin API apart (on SpinKube, a port-forward to Service license-edge-admin); the
+# seat and validation calls always go to URL.
+#
 # SMOKE_TIMEOUT (seconds, default 10) bounds each request: on real Spin a request that reads
 # an unreachable Redis hangs rather than failing.
 set -uo pipefail
@@ -28,6 +32,8 @@ for tool in curl python3; do
   command -v "$tool" >/dev/null || { echo "smoke: $tool is not installed" >&2; exit 2; }
 done
 base="${1%/}"
+public_base="$base"
+admin_base="${SMOKE_ADMIN_URL:-$base}"; admin_base="${admin_base%/}"
 timeout="${SMOKE_TIMEOUT:-10}"
 admin_token="${2:-${LICENSE_EDGE_ADMIN_TOKEN:-}}"
 work="$(mktemp -d /tmp/le-smoke.XXXXXX)"
@@ -139,12 +145,13 @@ if [ -z "$admin_token" ]; then
   echo "skip  admin round                LICENSE_EDGE_ADMIN_TOKEN is not set"
 else
   auth="authorization: Bearer $admin_token"
+  admin() { base="$admin_base"; http "$@"; base="$public_base"; }
   round() { # the round stops at its first failed step
-    http POST /api/v1/admin/organizations '{"name": "license-edge smoke test"}' "$auth"
+    admin POST /api/v1/admin/organizations '{"name": "license-edge smoke test"}' "$auth"
     org="$f_id"
-    http POST /api/v1/admin/products "{\"organization_id\": \"$org\", \"code\": \"smoke-test\", \"name\": \"Smoke test\"}" "$auth"
+    admin POST /api/v1/admin/products "{\"organization_id\": \"$org\", \"code\": \"smoke-test\", \"name\": \"Smoke test\"}" "$auth"
     product="$f_id"
-    [ "$status" = 201 ] && http POST /api/v1/admin/licenses "{\"product_id\": \"$product\", \"max_seats\": 1, \"lease_seconds\": 60, \"plan\": \"smoke\"}" "$auth"
+    [ "$status" = 201 ] && admin POST /api/v1/admin/licenses "{\"product_id\": \"$product\", \"max_seats\": 1, \"lease_seconds\": 60, \"plan\": \"smoke\"}" "$auth"
     license="$f_id"; key="$f_key"
     if [ "$status" = 201 ] && [ -n "$key" ]; then ok "admin: temporary license" "201 $license"
     else fail "admin: temporary license" "$(said)"; return; fi
@@ -167,7 +174,7 @@ else
     if [ "$status" = 200 ] && [ "$f_code" = SESSION_ENDED ]; then ok "round: validate released" "200 SESSION_ENDED"
     else fail "round: validate released" "$(said)"; return; fi
 
-    http POST "/api/v1/admin/licenses/$license/revoke" '{"reason": "smoke test"}' "$auth"
+    admin POST "/api/v1/admin/licenses/$license/revoke" '{"reason": "smoke test"}' "$auth"
     if [ "$status" = 200 ] && [ "$f_status" = revoked ]; then ok "round: revoke" "200 revoked"
     else fail "round: revoke" "$(said)"; return; fi
 

@@ -768,4 +768,27 @@ async fn smoke_script(runtime: Runtime) {
     );
     assert!(!text.contains("FAIL"), "{text}");
     assert!(text.contains("all 13 checks passed"), "{text}");
+
+    // SMOKE_ADMIN_URL sends the round's admin calls elsewhere (a deployment that serves the
+    // admin API apart): pointed at a closed port, the round fails at its first admin call and
+    // the public checks still pass.
+    let url = format!("http://{}", app.addr);
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(root().join("scripts/smoke.sh"))
+            .arg(url)
+            .env("LICENSE_EDGE_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+            .env("SMOKE_ADMIN_URL", closed)
+            .output()
+            .expect("run scripts/smoke.sh")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{runtime:?}:\n{text}");
+    assert!(
+        text.contains("FAIL  admin: temporary license   no answer"),
+        "{text}"
+    );
+    assert!(text.contains("1 check(s) FAILED, 6 passed"), "{text}");
 }
