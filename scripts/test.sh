@@ -36,10 +36,24 @@ fi
 PG_BIN="$(pg_bin)"
 
 # --- Build -------------------------------------------------------------------------------
+# spin.toml and the tests read the components from target/: with CARGO_TARGET_DIR elsewhere,
+# target/ becomes a link to it (as .ci/run does).
+if [ -n "${CARGO_TARGET_DIR:-}" ] && [ ! -e target ]; then ln -s "$(realpath -m "$CARGO_TARGET_DIR")" target; fi
 log "Building the components for wasm32-wasip2"
 cargo build --release --target wasm32-wasip2 \
   -p component-health -p component-validate -p component-acquire -p component-admin \
   -p component-probe
+# The binaries tests/tests/scripts.rs runs through scripts/dev.sh.
+cargo build -p licensectl -p spin-test-host
+
+# The end-to-end flows (tests/tests/e2e.rs) run on the test host, and on real Spin when `spin`
+# is on the PATH; say which before the run, so a skip is never silent.
+if command -v spin >/dev/null; then
+  spin_note="the end-to-end flows run on the test host and on real Spin ($(spin --version))"
+else
+  spin_note="spin is not on the PATH: the end-to-end flows run on the test host only; their _on_spin tests are SKIPPED (install one: ../shared/tools/spin/install.sh DIR)"
+fi
+log "$spin_note"
 
 if [ "${LE_SKIP_LINT:-}" != 1 ]; then
   log "cargo fmt --check"
@@ -116,6 +130,8 @@ else
   log "cargo test --workspace"
   cargo test --workspace
 fi
+
+log "$spin_note"
 
 # --- Deploy manifests: tests/deploy (owner: deploy/) ---------------------------------------
 # Renders every kustomization under deploy/ with `kubectl kustomize` and checks it against

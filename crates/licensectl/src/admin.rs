@@ -49,6 +49,9 @@ enum Command {
     /// The edge read model in the key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Create an organization, a product and a license, and print the license key with the
+    /// curl lines that acquire a seat and validate its token.
+    Quickstart(crate::quickstart::Args),
     /// Delete ended sessions and audit events past their retention (calls until done).
     Prune {
         /// Keep ended sessions this many days after their tokens stopped validating.
@@ -736,6 +739,8 @@ fn plan(command: Command) -> Call {
                 show_prune,
             )
         },
+        // Invariant: run() handles quickstart (three calls) before it plans a single call.
+        Command::Quickstart(_) => unreachable!("quickstart is not a single call"),
     }
 }
 
@@ -754,6 +759,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let url = args.url.ok_or_else(|| {
         anyhow::anyhow!("give --url (or set LICENSE_EDGE_URL) to the app's origin")
     })?;
+    let command = match args.command {
+        Command::Quickstart(quick) => {
+            return crate::quickstart::run(&url, args.json, quick).or_else(refused_exit)
+        }
+        other => other,
+    };
     let client = Client::from_env(&url)?;
     let Call {
         method,
@@ -761,7 +772,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         body,
         show,
         repeat,
-    } = plan(args.command);
+    } = plan(command);
     let answer = client
         .call(method, &path, body.as_ref())
         .and_then(|mut answer| {
@@ -798,12 +809,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => match e.downcast::<Refused>() {
-            Ok(refused) => {
-                eprintln!("licensectl: refused: {refused}");
-                Ok(ExitCode::from(crate::EXIT_REFUSED))
-            }
-            Err(other) => Err(other),
-        },
+        Err(e) => refused_exit(e),
+    }
+}
+
+/// A refusal by the API exits 1 with its status, code and message on stderr; any other error
+/// stays an error (exit 2).
+fn refused_exit(e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    match e.downcast::<Refused>() {
+        Ok(refused) => {
+            eprintln!("licensectl: refused: {refused}");
+            Ok(ExitCode::from(crate::EXIT_REFUSED))
+        }
+        Err(other) => Err(other),
     }
 }

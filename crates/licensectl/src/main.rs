@@ -16,6 +16,7 @@ mod io;
 mod jwks;
 mod keygen;
 mod migrate;
+mod quickstart;
 mod seat;
 mod token;
 

@@ -392,3 +392,69 @@ async fn organization_keys_from_the_command_line() {
     );
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_makes_a_license_and_prints_lines_that_work_as_pasted() {
+    let db = migrated_database().await;
+    let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
+    let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let ctl = Ctl {
+        url: format!("http://{addr}"),
+    };
+    let made = ctl
+        .json(&["quickstart", "--max-seats", "3", "--machine-id", "ws-7"])
+        .await;
+    assert_eq!(made["organization"]["name"], "Acme");
+    assert_eq!(made["product"]["code"], "cad-pro");
+    assert_eq!(made["license"]["max_seats"], 3);
+    let key = made["license"]["license_key"].as_str().unwrap();
+    let acquire = made["acquire"].as_str().unwrap();
+    assert!(
+        acquire.contains(key) && acquire.contains(&ctl.url),
+        "{acquire}"
+    );
+    // The lines, run by a shell as printed: a seat is sold and its token validates.
+    let script = format!(
+        "set -e\n{acquire}\n{}\n",
+        made["validate"].as_str().unwrap()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash").arg("-c").arg(script).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let checked: Value = serde_json::from_slice(&out.stdout).expect("validate answers JSON");
+    assert_eq!(checked["code"], "VALID", "{checked}");
+    assert_eq!(
+        checked["license"]["mid"],
+        license_edge_token::machine_id_hash("ws-7")
+    );
+    let id = made["license"]["id"].as_str().unwrap();
+    let detail = ctl.json(&["license", "get", id]).await;
+    assert_eq!(detail["active_seats"], 1, "{detail}");
+
+    // The text form names every id and the key once.
+    let printed = ctl.ok(&["quickstart"]).await;
+    assert!(printed.contains("license key   LE-"), "{printed}");
+    assert!(
+        printed.lines().any(|l| l.starts_with("TOKEN=\"$(curl")),
+        "{printed}"
+    );
+    assert!(printed.contains("license suspend lic_"), "{printed}");
+    // A machine id that would need quoting is refused before anything is sent; a wrong token
+    // is the API's 401, exit 1.
+    let out = ctl
+        .run_with(
+            Some(TEST_ADMIN_TOKEN),
+            &["quickstart", "--machine-id", "a b"],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = ctl
+        .run_with(Some("wrong-token-wrong-token"), &["quickstart"])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401 unauthorized"));
+    server.abort();
+}

@@ -327,6 +327,19 @@ fn full_body(bytes: impl Into<Bytes>) -> HyperOutgoingBody {
         .boxed_unsync()
 }
 
+/// Whether a request names its authority, as Spin needs to make the component's URL: a Host
+/// header that parses as one, or an absolute-form URI.
+fn has_authority<B>(req: &hyper::Request<B>) -> bool {
+    match req.headers().get(http::header::HOST) {
+        Some(h) => h
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty())
+            .is_some_and(|s| s.parse::<http::uri::Authority>().is_ok()),
+        None => req.uri().authority().is_some(),
+    }
+}
+
 fn plain(
     status: u16,
     content_type: Option<&str>,
@@ -359,7 +372,8 @@ impl Host {
         let path = req.uri().path().to_owned();
         if let Some(rest) = path.strip_prefix("/.well-known/spin/") {
             return match rest {
-                "health" => plain(200, Some("text/plain"), "OK"),
+                // Spin sends no content-type with it.
+                "health" => plain(200, None, "OK"),
                 "info" => plain(
                     200,
                     Some("application/json"),
@@ -372,6 +386,16 @@ impl Host {
         let Some(route) = self.inner.router.route(&path) else {
             return plain(404, None, Bytes::new());
         };
+        // Spin answers an empty 500 to a request for a component with a header value that is
+        // not UTF-8 (Latin-1 bytes, say): the component never runs.
+        if req
+            .headers()
+            .values()
+            .any(|v| std::str::from_utf8(v.as_bytes()).is_err())
+        {
+            eprintln!("spin-test-host: a header value is not UTF-8: 500, as Spin answers");
+            return plain(500, None, Bytes::new());
+        }
         match self.call(route, req, client).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -379,6 +403,11 @@ impl Host {
                 plain(500, None, Bytes::new())
             }
         }
+    }
+
+    /// Whether a request for `path` reaches a component (not Spin's own routes, not a 404).
+    fn routes_to_component(&self, path: &str) -> bool {
+        !path.starts_with("/.well-known/spin/") && self.inner.router.route(path).is_some()
     }
 
     async fn call<B>(
@@ -527,7 +556,16 @@ impl Host {
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let host = host.clone();
-                        async move { Ok::<_, std::convert::Infallible>(host.handle(req, client).await) }
+                        async move {
+                            // Spin closes the connection without an answer when a request for
+                            // a component has no Host, an empty one or one that is not an
+                            // authority (it cannot make the component's URL); its own routes
+                            // and a 404 still answer.
+                            if !has_authority(&req) && host.routes_to_component(req.uri().path()) {
+                                return Err("a request for a component without a usable Host");
+                            }
+                            Ok(host.handle(req, client).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
