@@ -18,7 +18,7 @@ pub struct Args {
     /// The organization's name.
     #[arg(long, default_value = "Acme")]
     org_name: String,
-    /// The product's code (the tokens' audience).
+    /// The product's code (tokens name the product `{organization_id}/{code}` in their audience).
     #[arg(long, default_value = "cad-pro")]
     product_code: String,
     /// The product's display name.
