@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 /// The largest validate request body (a token is at most 4 KiB; the rest is small).
 pub const MAX_VALIDATE_BODY: usize = 8 * 1024;
-/// The longest product name accepted, in bytes.
+/// The longest product name accepted, in characters.
 pub const MAX_PRODUCT_LEN: usize = 128;
 
 /// A parsed validate request.
