@@ -284,7 +284,7 @@ fn list<T: DeserializeOwned>(
     let mut params = filters()?;
     params.extend([at, id, limit_param(limit)]);
     params.extend(trailing);
-    let (_, body) = call(&conn, sql, &params)?;
+    let (_, body) = call(conn, sql, &params)?;
     let items: Vec<T> = decode(body)?;
     let (items, next) = paginate(items, limit, |item| {
         let (at, id) = key(item);
@@ -392,7 +392,7 @@ fn create_organization(conn: &Connection, req: &Request, now: i64) -> Result<Res
     let name = parse_new_organization(req.body(), content_type(req))?;
     let id = new_id("org", random16());
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_create_organization($1, $2, $3)",
         &[P::Str(id.clone()), P::Str(name), P::Int64(now)],
     )?;
@@ -407,7 +407,7 @@ fn get_organization(conn: &Connection, q: &str, id: &str) -> Result<Response, Ap
     no_query(q)?;
     let id = checked_id("org", id, "organization")?;
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_organization($1)",
         &[P::Str(id)],
     )?;
@@ -443,7 +443,7 @@ fn create_product(
     }
     let id = new_id("prod", random16());
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_create_product($1, $2, $3, $4, $5)",
         &[
             P::Str(id.clone()),
@@ -463,7 +463,7 @@ fn create_product(
 fn get_product(conn: &Connection, q: &str, id: &str) -> Result<Response, ApiError> {
     no_query(q)?;
     let id = checked_id("prod", id, "product")?;
-    let (_, body) = call(&conn, "SELECT * FROM le_admin_product($1)", &[P::Str(id)])?;
+    let (_, body) = call(conn, "SELECT * FROM le_admin_product($1)", &[P::Str(id)])?;
     Ok(json(200, &product_json(&decode(body)?)))
 }
 
@@ -561,7 +561,7 @@ fn get_license(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Respons
     no_query(q)?;
     let id = checked_id("lic", id, "license")?;
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_license($1, $2, $3::int)",
         &[
             P::Str(id),
@@ -583,7 +583,7 @@ fn update_license(
     let id = checked_id("lic", id, "license")?;
     let patch = parse_license_patch(req.body(), content_type(req))?;
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_update_license($1, ($2::text)::jsonb, $3)",
         &[P::Str(id.clone()), P::Str(patch.to_string()), P::Int64(now)],
     )?;
@@ -594,7 +594,7 @@ fn update_license(
     }
     let updated: Updated = decode(body)?;
     // Written even when nothing changed, so that a retry after a key-value failure propagates.
-    propagate(&conn, &id, updated.license.state(now), now)?;
+    propagate(conn, &id, updated.license.state(now), now)?;
     Ok(json(
         200,
         &updated_license_json(&updated.license, updated.active_seats),
@@ -612,7 +612,7 @@ fn set_status(
     let id = checked_id("lic", id, "license")?;
     let reason = parse_status_change(req.body(), content_type(req))?;
     let (outcome, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_set_status($1, $2, $3::text, $4)",
         &[
             P::Str(id.clone()),
@@ -623,7 +623,7 @@ fn set_status(
     )?;
     let license: License = decode(body)?;
     // Written even when unchanged, so that a retry after a key-value failure propagates.
-    propagate(&conn, &id, license.state(now), now)?;
+    propagate(conn, &id, license.state(now), now)?;
     let mut body = license_json(&license);
     body["changed"] = json!(outcome == AdminOutcome::Changed);
     Ok(json(200, &body))
@@ -660,7 +660,7 @@ fn release_session(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Res
         });
     }
     let (outcome, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_release($1, $2)",
         &[P::Str(id.to_owned()), P::Int64(now)],
     )?;
@@ -710,7 +710,7 @@ fn audit(conn: &Connection, q: &str, scope: &'static str, id: &str) -> Result<Re
         _ => checked_id("org", id, "organization")?,
     };
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_audit($1, $2, $3::bigint, $4::int)",
         &[
             P::Str(scope.to_owned()),
@@ -803,15 +803,15 @@ fn revoke_key(conn: &Connection, q: &str, id: &str, now: i64) -> Result<Response
 fn rebuild(conn: &Connection, q: &str, started: i64) -> Result<Response, ApiError> {
     no_query(q)?;
     let kv = store().map_err(kv_failed)?;
-    let licenses = rewrite_licenses(&conn, &kv, None, started)?;
+    let licenses = rewrite_licenses(conn, &kv, None, started)?;
     // Second pass: a change that committed while the first pass ran may have been overwritten
     // by the state read before it; reread whatever changed since shortly before the start.
-    let rechecked = rewrite_licenses(&conn, &kv, Some(started - REBUILD_RECHECK_MS), started)?;
+    let rechecked = rewrite_licenses(conn, &kv, Some(started - REBUILD_RECHECK_MS), started)?;
     let mut sessions = 0u64;
     let mut after: Option<String> = None;
     loop {
         let (_, body) = call(
-            &conn,
+            conn,
             "SELECT * FROM le_admin_ended_sessions($1::text, $2::int, $3)",
             &[
                 text_or_null(after.as_deref()),
@@ -840,7 +840,7 @@ fn rebuild(conn: &Connection, q: &str, started: i64) -> Result<Response, ApiErro
         "sessions_written": sessions,
     });
     db::execute(
-        &conn,
+        conn,
         "INSERT INTO audit_events (occurred_at, actor, action, outcome, details) \
          VALUES ($1, 'admin', 'kv.rebuild', 'ok', ($2::text)::jsonb)",
         &[P::Int64(finished), P::Str(details.to_string())],
@@ -921,7 +921,7 @@ fn prune(conn: &Connection, req: &Request) -> Result<Response, ApiError> {
     let retention = parse_prune(req.body(), content_type(req))?;
     let days = |d: i64| P::Int32(i32::try_from(d).unwrap_or(i32::MAX));
     let (_, body) = call(
-        &conn,
+        conn,
         "SELECT * FROM le_admin_prune($1, $2, $3)",
         &[
             days(retention.sessions_days),
@@ -945,7 +945,7 @@ fn sweep(conn: &Connection, q: &str) -> Result<Response, ApiError> {
     let mut until = None;
     for _ in 0..SWEEP_BATCHES_PER_CALL {
         let (_, body) = call(
-            &conn,
+            conn,
             "SELECT * FROM le_admin_kv_sweep_batch($1::int)",
             &[P::Int32(SWEEP_BATCH)],
         )?;
@@ -958,7 +958,7 @@ fn sweep(conn: &Connection, q: &str) -> Result<Response, ApiError> {
             return Ok(json(200, &sweep_json(swept, until, false)));
         };
         call(
-            &conn,
+            conn,
             "SELECT * FROM le_admin_kv_sweep_advance($1, $2)",
             &[P::Int64(cursor.at), P::Str(cursor.id)],
         )?;
