@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 pub const MAX_SEAT_BODY: usize = 16 * 1024;
 /// The longest license key accepted; longer credentials are unknown keys.
 pub const MAX_LICENSE_KEY_LEN: usize = 256;
-/// The longest machine id accepted, in bytes.
+/// The longest machine id accepted, in characters.
 pub const MAX_MACHINE_ID_LEN: usize = 256;
 /// The largest `metadata` object, serialized, in bytes.
 pub const MAX_METADATA_BYTES: usize = 4096;
@@ -91,7 +91,8 @@ pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireR
     })
 }
 
-/// Parses a borrow request `{"duration_s": N}`: a whole number of seconds, 1 to a year.
+/// Parses a borrow request `{"duration_s": N}`: a whole number of seconds, 1 to a year
+/// (`3600.0` counts as whole, as in JSON Schema's `integer`).
 pub fn parse_borrow(body: &[u8], content_type: Option<&str>) -> Result<u32, ApiError> {
     let object = json_body(body, content_type, MAX_SEAT_BODY)?;
     let invalid = || ApiError::InvalidField {
@@ -104,6 +105,13 @@ pub fn parse_borrow(body: &[u8], content_type: Option<&str>) -> Result<u32, ApiE
         }),
         Some(Value::Number(n)) => n
             .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| {
+                        f.fract() == 0.0 && (0.0..=f64::from(MAX_BORROW_SECONDS)).contains(f)
+                    })
+                    .map(|f| f as u64)
+            })
             .filter(|d| (1..=u64::from(MAX_BORROW_SECONDS)).contains(d))
             .and_then(|d| u32::try_from(d).ok())
             .ok_or_else(invalid),
@@ -348,9 +356,15 @@ mod tests {
     #[test]
     fn borrow_duration_is_a_bounded_whole_number() {
         assert_eq!(parse_borrow(br#"{"duration_s":3600}"#, None), Ok(3600));
+        // Whole as JSON Schema counts it (found by schemathesis's positive_data_acceptance).
+        assert_eq!(parse_borrow(br#"{"duration_s":3600.0}"#, None), Ok(3600));
+        assert_eq!(parse_borrow(br#"{"duration_s":3.6e3}"#, None), Ok(3600));
         for bad in [
             &br#"{"duration_s":0}"#[..],
             br#"{"duration_s":-1}"#,
+            br#"{"duration_s":0.0}"#,
+            br#"{"duration_s":-0.0}"#,
+            br#"{"duration_s":31536001.0}"#,
             br#"{"duration_s":1.5}"#,
             br#"{"duration_s":"60"}"#,
             br#"{"duration_s":99999999999}"#,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 /// The largest validate request body (a token is at most 4 KiB; the rest is small).
 pub const MAX_VALIDATE_BODY: usize = 8 * 1024;
-/// The longest product name accepted, in bytes.
+/// The longest product name accepted, in characters.
 pub const MAX_PRODUCT_LEN: usize = 128;
 
 /// A parsed validate request.
@@ -31,12 +31,22 @@ pub struct ValidateRequest {
 
 /// Parses a validate request: `{"token", "machine_id"?, "product"?}`, or the token as
 /// `Authorization: Bearer` (the body may then be empty or carry only the other fields).
+///
+/// `openapi.json` describes the two ways exactly: the body is optional and so is its
+/// `token`, and the bearer scheme is an alternative to none. A request with neither carries
+/// no token to validate and answers 401 `unauthorized`, as a missing credential does
+/// anywhere; one with both must carry the same token twice (400 otherwise: RFC 6750 allows
+/// one way per request, and two different tokens leave nothing to decide).
 pub fn parse_request(
     body: &[u8],
     content_type: Option<&str>,
     authorization: Option<&str>,
 ) -> Result<ValidateRequest, ApiError> {
     let object = json_body(body, content_type, MAX_VALIDATE_BODY)?;
+    // `token` is optional but never null: an explicit null is a missing value, not "no token".
+    if object.get("token").is_some_and(Value::is_null) {
+        return Err(ApiError::MissingField { field: "token" });
+    }
     let in_body = optional_string(&object, "token", MAX_VALIDATE_BODY)?;
     let in_header = match bearer(authorization) {
         Bearer::Absent => None,
@@ -56,7 +66,7 @@ pub fn parse_request(
             })
         }
         (Some(t), _) | (None, Some(t)) => t,
-        (None, None) => return Err(ApiError::MissingField { field: "token" }),
+        (None, None) => return Err(ApiError::Unauthorized),
     };
     Ok(ValidateRequest {
         token,
@@ -164,12 +174,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_requests() {
+        // No token at all: the missing credential of the bearer scheme.
+        assert_eq!(parse("{}", None), Err(ApiError::Unauthorized));
+        assert_eq!(parse("", None), Err(ApiError::Unauthorized));
         assert_eq!(
-            parse("{}", None),
-            Err(ApiError::MissingField { field: "token" })
+            parse(r#"{"machine_id":"m"}"#, None),
+            Err(ApiError::Unauthorized)
         );
         assert_eq!(
-            parse("", None),
+            parse(r#"{"token":null}"#, Some("Bearer t")),
             Err(ApiError::MissingField { field: "token" })
         );
         assert_eq!(parse("[1]", None), Err(ApiError::InvalidJson));

@@ -134,16 +134,34 @@ fn features(value: &Value) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-/// An RFC 3339 date-time as epoch ms, from 1970 to 9999.
+/// The years a date-time may be written with ([`TIMESTAMP_PATTERN`]): whatever its UTC offset,
+/// the instant then lies between 1970 and 9999, which the API can show in RFC 3339.
+pub const TIMESTAMP_YEARS: (i64, i64) = (1971, 9998);
+
+/// The pattern `openapi.json` gives `expires_at` besides `format: date-time`: a year in
+/// [`TIMESTAMP_YEARS`]. Every RFC 3339 date-time matching it is accepted, past or future.
+pub const TIMESTAMP_PATTERN: &str =
+    "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-";
+
+/// An RFC 3339 date-time, written with a year in [`TIMESTAMP_YEARS`], as epoch ms.
 fn timestamp(value: &Value, field: &'static str) -> Result<i64, ApiError> {
+    let year_ok = |s: &str| {
+        s.get(..4)
+            .filter(|y| y.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|y| y.parse::<i64>().ok())
+            .is_some_and(|y| (TIMESTAMP_YEARS.0..=TIMESTAMP_YEARS.1).contains(&y))
+    };
     value
         .as_str()
+        .filter(|s| year_ok(s))
         .and_then(parse_rfc3339)
-        .filter(|ms| *ms >= 0)
         .ok_or_else(|| {
             invalid(
                 field,
-                "must be an RFC 3339 date-time from 1970 on, e.g. 2027-01-31T00:00:00Z",
+                format!(
+                    "must be an RFC 3339 date-time in the years {} to {}, e.g. 2027-01-31T00:00:00Z",
+                    TIMESTAMP_YEARS.0, TIMESTAMP_YEARS.1
+                ),
             )
         })
 }
@@ -257,12 +275,11 @@ pub struct NewLicense {
 
 /// `POST /licenses`: `{"product_id", "max_seats", "plan"?, "features"?, "expires_at"?,
 /// "lease_seconds"?, "max_borrow_seconds"?, "offline_grace_seconds"?,
-/// "rate_limit_per_minute"?}`. An end date must be in the future.
-pub fn parse_new_license(
-    body: &[u8],
-    content_type: Option<&str>,
-    now_ms: i64,
-) -> Result<NewLicense, ApiError> {
+/// "rate_limit_per_minute"?}`. An end date in the past is taken as given, as an update takes
+/// it: the license is created already expired (acquire answers `license_expired`, validate
+/// `LICENSE_EXPIRED`) until an update moves the date, e.g. when licenses that have run out
+/// are brought over from another system.
+pub fn parse_new_license(body: &[u8], content_type: Option<&str>) -> Result<NewLicense, ApiError> {
     let mut known = vec!["product_id"];
     known.extend_from_slice(LICENSE_FIELDS);
     let object = object(body, content_type, &known)?;
@@ -285,9 +302,6 @@ pub fn parse_new_license(
         fields[field] = license_field(field, value)?;
     }
     let expires_at = fields["expires_at"].as_i64();
-    if expires_at.is_some_and(|end| end <= now_ms) {
-        return Err(invalid("expires_at", "must be in the future"));
-    }
     Ok(NewLicense {
         product_id,
         fields,
@@ -445,13 +459,8 @@ mod tests {
 
     #[test]
     fn new_licenses_get_defaults_and_checked_fields() {
-        let now = 1_000_000;
-        let l = parse_new_license(
-            &body(json!({"product_id": "prod_1", "max_seats": 3})),
-            None,
-            now,
-        )
-        .unwrap();
+        let l = parse_new_license(&body(json!({"product_id": "prod_1", "max_seats": 3})), None)
+            .unwrap();
         assert_eq!(l.fields["plan"], "standard");
         assert_eq!(l.fields["lease_seconds"], 360);
         assert_eq!(l.fields["max_seats"], 3);
@@ -460,16 +469,29 @@ mod tests {
             &body(json!({"product_id": "prod_1", "max_seats": 3.0, "features": ["export", "cloud"],
                          "expires_at": "2030-01-01T00:00:00Z", "plan": "pro", "max_borrow_seconds": 3600})),
             None,
-            now,
         )
         .unwrap();
         assert_eq!(l.fields["features"], json!(["export", "cloud"]));
         assert_eq!(l.expires_at, Some(1_893_456_000_000));
         assert_eq!(l.fields["expires_at"], 1_893_456_000_000_i64);
         assert_eq!(
-            parse_new_license(&body(json!({"product_id": "prod_1"})), None, now),
+            parse_new_license(&body(json!({"product_id": "prod_1"})), None),
             Err(ApiError::MissingField { field: "max_seats" })
         );
+        // A past end date makes an expired license; the years are bounded so that any offset
+        // keeps the instant inside 1970 to 9999.
+        for (given, ms) in [
+            ("2001-01-01T00:00:00Z", 978_307_200_000_i64),
+            ("1971-01-01T00:00:00+23:59", 31_449_660_000),
+            ("9998-12-31T23:59:59.999-23:59", 253_370_851_139_999),
+        ] {
+            let l = parse_new_license(
+                &body(json!({"product_id": "prod_1", "max_seats": 1, "expires_at": given})),
+                None,
+            )
+            .unwrap();
+            assert_eq!(l.expires_at, Some(ms), "{given}");
+        }
         for (field, value) in [
             ("max_seats", json!(-1)),
             ("max_seats", json!(1.5)),
@@ -484,12 +506,15 @@ mod tests {
             ("features", json!("a")),
             ("features", json!(["a b"])),
             ("expires_at", json!("1970-01-01T00:00:00Z")),
+            ("expires_at", json!("1970-12-31T23:00:00-02:00")),
+            ("expires_at", json!("9999-01-01T00:00:00Z")),
+            ("expires_at", json!("0001-01-01T00:00:00Z")),
             ("expires_at", json!("tomorrow")),
             ("plan", json!("")),
         ] {
             let mut b = json!({"product_id": "prod_1", "max_seats": 3});
             b[field] = value.clone();
-            let r = parse_new_license(&body(b), None, now);
+            let r = parse_new_license(&body(b), None);
             assert!(
                 matches!(r, Err(ApiError::InvalidField { field: f, .. }) if f == field),
                 "{field} {value} {r:?}"

@@ -112,17 +112,29 @@ impl Query {
             .transpose()
     }
 
-    /// `cursor` of the audit trail: the id of the last event seen.
+    /// `cursor` of the audit trail: the id of the last event seen, as the API writes it
+    /// ([`EVENT_CURSOR_PATTERN`]: no sign, no leading zero, at most 18 digits).
     pub fn event_cursor(&self) -> Result<Option<i64>, ApiError> {
         self.get("cursor")
-            .map(|v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|n| *n > 0 && v.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(bad_cursor)
-            })
+            .map(|v| parse_event_cursor(v).ok_or_else(bad_cursor))
             .transpose()
     }
+}
+
+/// What a list cursor ([`Cursor`]) looks like, as `openapi.json` states it: every string
+/// matching it is accepted (a position no item has simply continues after it), every other
+/// one is refused.
+pub const CURSOR_PATTERN: &str = "^[0-9]{1,15}\\.[A-Za-z0-9_]{1,80}$";
+
+/// What an audit-trail cursor looks like, as `openapi.json` states it: an event id written
+/// without sign or leading zero, at most 18 digits (ids come from a sequence far below that).
+pub const EVENT_CURSOR_PATTERN: &str = "^[1-9][0-9]{0,17}$";
+
+/// Parses an audit-trail cursor; exactly the strings [`EVENT_CURSOR_PATTERN`] matches.
+fn parse_event_cursor(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let canonical = (1..=18).contains(&b.len()) && b[0] != b'0' && b.iter().all(u8::is_ascii_digit);
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 fn bad_cursor() -> ApiError {
@@ -276,8 +288,35 @@ mod tests {
         for bad in ["", "x", "1.", ".lic_a", "a.lic_a", "1.lic-a"] {
             assert!(Cursor::parse(bad).is_none(), "{bad}");
         }
-        let q = parse_query("cursor=0", &["cursor"]).unwrap();
-        assert!(q.event_cursor().is_err());
+        for bad in ["0", "01", "-1", "+1", "1x", "", "1234567890123456789"] {
+            let q = parse_query(&format!("cursor={}", percent_encode(bad)), &["cursor"]).unwrap();
+            assert!(q.event_cursor().is_err(), "{bad}");
+        }
+        for (good, n) in [
+            ("1", 1),
+            ("40", 40),
+            ("999999999999999999", 999_999_999_999_999_999),
+        ] {
+            let q = parse_query(&format!("cursor={good}"), &["cursor"]).unwrap();
+            assert_eq!(q.event_cursor(), Ok(Some(n)), "{good}");
+        }
+        // Any well-formed list cursor is taken, issued or not: it is only a position.
+        let q = parse_query("cursor=999999999999999.x", &["cursor"]).unwrap();
+        assert_eq!(
+            q.cursor(),
+            Ok(Some(Cursor {
+                at: 999_999_999_999_999,
+                id: "x".into()
+            }))
+        );
+        for bad in [
+            "1234567890123456.a",
+            &format!("1.{}", "a".repeat(81)),
+            "1.a.b",
+            "1.a b",
+        ] {
+            assert!(Cursor::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

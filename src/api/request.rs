@@ -64,7 +64,9 @@ pub fn bearer(header: Option<&str>) -> Bearer<'_> {
 }
 
 /// An optional string field of a JSON object: absent or null is `None`; any other non-string,
-/// an empty string, or one longer than `max_len` bytes is refused.
+/// an empty string, or one longer than `max_len` characters is refused. Characters (Unicode
+/// scalar values), not bytes, as JSON Schema's `maxLength` counts them, so that `openapi.json`
+/// states the limit exactly.
 pub fn optional_string(
     body: &serde_json::Map<String, Value>,
     field: &'static str,
@@ -76,10 +78,12 @@ pub fn optional_string(
             field,
             reason: "must not be empty".into(),
         }),
-        Some(Value::String(s)) if s.len() > max_len => Err(ApiError::InvalidField {
-            field,
-            reason: format!("must be at most {max_len} bytes"),
-        }),
+        Some(Value::String(s)) if s.len() > max_len && s.chars().count() > max_len => {
+            Err(ApiError::InvalidField {
+                field,
+                reason: format!("must be at most {max_len} characters"),
+            })
+        }
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(ApiError::InvalidField {
             field,

@@ -464,6 +464,10 @@ async fn updates_are_seen_by_validate_and_lowering_seats_ends_nothing() {
     let before = w.state().await;
     World::expect(w.admin("PATCH", &path, json!({"max_seats": 5})).await, 200);
     assert_eq!(w.state().await, before);
+    // A past end date is taken at creation as well (issue #13): the license starts expired.
+    let old = admin_license(&w.host, json!({"expires_at": "2001-01-01T00:00:00Z"})).await;
+    let r = w.acquire(&old.key, "e").await;
+    assert_eq!(World::expect(r, 403)["error"]["code"], "license_expired");
 }
 
 /// The same 401 on every admin route for every way of not being the admin, before routing:
@@ -761,7 +765,7 @@ async fn refusals_answer_4xx_and_write_nothing() {
         (
             "POST",
             "/api/v1/admin/licenses".into(),
-            json!({"product_id": prod, "max_seats": 1, "expires_at": "2001-01-01T00:00:00Z"}),
+            json!({"product_id": prod, "max_seats": 1, "expires_at": "1970-06-01T00:00:00Z"}),
             400,
             "invalid_field",
         ),

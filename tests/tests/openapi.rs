@@ -94,6 +94,91 @@ fn every_known_operation_is_documented_with_exactly_its_statuses() {
     }
 }
 
+/// The rules `positive_data_acceptance` relies on (tests/tests/schemathesis.rs) are the
+/// code's own: every `cursor` carries the pattern its parser accepts exactly, `expires_at` the
+/// years `license_edge::admin` takes, validate's token may come either way, and every 2xx
+/// answer that creates something links to the routes of what it created.
+#[test]
+fn patterns_and_links_are_the_codes() {
+    use license_edge::api::query::{CURSOR_PATTERN, EVENT_CURSOR_PATTERN};
+    let doc = document();
+    let mut cursors = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"] != "cursor" {
+                    continue;
+                }
+                let expected = if path.ends_with("/audit-events") {
+                    EVENT_CURSOR_PATTERN
+                } else {
+                    CURSOR_PATTERN
+                };
+                assert_eq!(p["schema"]["pattern"], expected, "{method} {path}");
+                cursors += 1;
+            }
+        }
+    }
+    assert_eq!(cursors, 7);
+    let schemas = &doc["components"]["schemas"];
+    for (name, expected) in [
+        ("OrganizationPage", CURSOR_PATTERN),
+        ("ProductPage", CURSOR_PATTERN),
+        ("LicensePage", CURSOR_PATTERN),
+        ("SessionPage", CURSOR_PATTERN),
+        ("ApiKeyPage", CURSOR_PATTERN),
+        ("AuditEventPage", EVENT_CURSOR_PATTERN),
+    ] {
+        assert_eq!(
+            schemas[name]["properties"]["next_cursor"]["pattern"], expected,
+            "{name}"
+        );
+    }
+    for name in ["NewLicense", "LicensePatch"] {
+        assert_eq!(
+            schemas[name]["properties"]["expires_at"]["pattern"],
+            license_edge::admin::TIMESTAMP_PATTERN,
+            "{name}"
+        );
+    }
+    let validate = &doc["paths"]["/api/v1/licenses/validate/"]["post"];
+    assert_eq!(
+        validate["security"],
+        serde_json::json!([{}, {"licenseToken": []}])
+    );
+    assert_eq!(validate["requestBody"]["required"], false);
+    assert!(schemas["ValidateRequest"].get("required").is_none());
+    let links = |path: &str, method: &str, status: &str| -> BTreeSet<String> {
+        doc["paths"][path][method]["responses"][status]["links"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} {status}: no links"))
+            .values()
+            .map(|l| l["operationId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for status in ["200", "201"] {
+        let from_acquire = links("/api/v1/licenses/acquire/", "post", status);
+        for target in ["heartbeat", "borrow", "release", "validate"] {
+            assert!(
+                from_acquire.contains(target),
+                "acquire {status} -> {target}"
+            );
+        }
+    }
+    let from_license = links("/api/v1/admin/licenses", "post", "201");
+    for target in [
+        "getLicense",
+        "updateLicense",
+        "suspendLicense",
+        "reinstateLicense",
+        "revokeLicense",
+        "licenseSessions",
+        "licenseAuditEvents",
+    ] {
+        assert!(from_license.contains(target), "createLicense -> {target}");
+    }
+}
+
 #[test]
 fn every_spin_route_is_covered_by_a_documented_path() {
     let manifest = Manifest::load(&root().join("spin.toml")).unwrap();

@@ -503,7 +503,7 @@ fn create_license(
     scope: Option<&str>,
 ) -> Result<Response, ApiError> {
     no_query(req.query())?;
-    let new = parse_new_license(req.body(), content_type(req), now)?;
+    let new = parse_new_license(req.body(), content_type(req))?;
     if let Some(org) = scope {
         // Before the read-model entry is written: another organization's product changes nothing.
         owned_by(conn, org, "product", &new.product_id, "product")?;
