@@ -18,6 +18,11 @@ pub const MAX_SEAT_BODY: usize = 16 * 1024;
 pub const MAX_LICENSE_KEY_LEN: usize = 256;
 /// The longest machine id accepted, in characters.
 pub const MAX_MACHINE_ID_LEN: usize = 256;
+/// How deep `metadata` may nest (the object itself is level 1). The admin API reads a session's
+/// metadata back inside a license's detail, a few levels deeper, and JSON readers (the
+/// PostgreSQL client's included) stop at 128 levels; a shallow limit keeps every read of it
+/// far inside that.
+pub const MAX_METADATA_DEPTH: usize = 16;
 /// The largest `metadata` object, serialized, in bytes.
 pub const MAX_METADATA_BYTES: usize = 4096;
 /// The longest `User-Agent` kept; longer ones are cut.
@@ -69,6 +74,14 @@ pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireR
                     reason: format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
                 });
             }
+            if depth(m) > MAX_METADATA_DEPTH {
+                // Found by schemathesis: deeper metadata was stored, then every admin read of
+                // its license failed to decode (a 503).
+                return Err(ApiError::InvalidField {
+                    field: "metadata",
+                    reason: format!("must nest at most {MAX_METADATA_DEPTH} levels"),
+                });
+            }
             // PostgreSQL's JSONB cannot store U+0000 (found by the schemathesis run: a 503).
             if text.contains("\\u0000") {
                 return Err(ApiError::InvalidField {
@@ -89,6 +102,15 @@ pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireR
         machine_hash: machine_id_hash(&machine_id),
         metadata,
     })
+}
+
+/// How many levels of arrays and objects `value` nests (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Parses a borrow request `{"duration_s": N}`: a whole number of seconds, 1 to a year
@@ -335,6 +357,22 @@ mod tests {
         ));
         assert!(matches!(
             parse_acquire(br#"{"machine_id":"m","metadata":{"a\u0000":"b"}}"#, None),
+            Err(ApiError::InvalidField {
+                field: "metadata",
+                ..
+            })
+        ));
+        let deep = |levels: usize| {
+            // An object holding arrays: `levels` levels in all.
+            format!(
+                r#"{{"machine_id":"m","metadata":{{"a":{}1{}}}}}"#,
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        assert!(parse_acquire(deep(MAX_METADATA_DEPTH).as_bytes(), None).is_ok());
+        assert!(matches!(
+            parse_acquire(deep(MAX_METADATA_DEPTH + 1).as_bytes(), None),
             Err(ApiError::InvalidField {
                 field: "metadata",
                 ..

@@ -1226,3 +1226,54 @@ async fn a_key_value_outage_during_a_change_is_reported_and_a_retry_propagates_i
     );
     assert_eq!(w.code(&token).await, "LICENSE_SUSPENDED");
 }
+
+/// Found by schemathesis: a session whose metadata nested deeply was stored, and every admin
+/// read of its license then failed to decode (503). Metadata now nests at most 16 levels, and
+/// the deepest allowed reads back through the license's detail and session list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deepest_metadata_allowed_reads_back_and_deeper_is_refused() {
+    let w = world().await;
+    let lic = admin_license(&w.host, json!({"max_seats": 2})).await;
+    let acquire = |levels: usize| {
+        let metadata = format!(
+            r#"{{"a":{}1{}}}"#,
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        );
+        let body = format!(r#"{{"machine_id":"m{levels}","metadata":{metadata}}}"#);
+        let auth = format!("Bearer {}", lic.key);
+        let host = &w.host;
+        async move {
+            host.request(
+                "POST",
+                "/api/v1/licenses/acquire/",
+                &[("authorization", &auth)],
+                body,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let refused = World::expect(acquire(100).await, 400);
+    assert_eq!(refused["error"]["details"]["field"], "metadata");
+    World::expect(acquire(16).await, 201);
+    let detail = World::expect(
+        w.admin(
+            "GET",
+            &format!("/api/v1/admin/licenses/{}", lic.id),
+            Value::Null,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(detail["sessions"].as_array().unwrap().len(), 1, "{detail}");
+    World::expect(
+        w.admin(
+            "GET",
+            &format!("/api/v1/admin/licenses/{}/sessions", lic.id),
+            Value::Null,
+        )
+        .await,
+        200,
+    );
+}
