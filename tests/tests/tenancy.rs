@@ -43,6 +43,16 @@ async fn send(
     .expect("answered")
 }
 
+/// The ids of a list answer's items, in order.
+fn ids_of(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .expect("a list answer has data")
+        .iter()
+        .map(|item| item["id"].as_str().expect("every item has an id"))
+        .collect()
+}
+
 #[track_caller]
 fn expect(r: TestResponse, status: u16) -> Value {
     assert_eq!(r.status, status, "{}", r.text());
@@ -289,12 +299,7 @@ async fn every_admin_route_with_another_organizations_ids_answers_404_and_change
         .await,
         200,
     );
-    let ids: Vec<&str> = orgs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&orgs);
     assert_eq!(ids, [w.a.id.as_str()]);
     let lics = expect(
         send(
@@ -307,12 +312,7 @@ async fn every_admin_route_with_another_organizations_ids_answers_404_and_change
         .await,
         200,
     );
-    let ids: Vec<&str> = lics["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_str().unwrap())
-        .collect();
+    let ids = ids_of(&lics);
     assert_eq!(
         ids,
         [w.a.license.as_str()],
@@ -567,12 +567,7 @@ async fn the_operator_sees_both_organizations_and_rotates_with_two_tokens() {
             .await,
             200,
         );
-        let ids: Vec<&str> = orgs["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["id"].as_str().unwrap())
-            .collect();
+        let ids = ids_of(&orgs);
         assert!(ids.contains(&w.a.id.as_str()) && ids.contains(&w.b.id.as_str()));
         expect(
             send(
