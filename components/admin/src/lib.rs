@@ -20,7 +20,7 @@ use edge_io::db::{self, text_or_null, Row};
 use edge_io::kv::end_session;
 use edge_io::{
     error, header, json, method_name, new_request_id, normalized_path, now_millis, random16,
-    read_request,
+    random32, read_request,
 };
 use license_edge::admin::{
     self, audit_event_json, authenticate, created_key_json, created_license_json, from_db,
@@ -153,7 +153,7 @@ fn identify(conn: &Connection, credential: Credential, now: i64) -> Result<Calle
 /// answer is 404 as if it did not exist (nothing is read or written for it). Lists and creates
 /// confine themselves (`scope`).
 fn confine(conn: &Connection, org: &str, endpoint: Endpoint, id: &str) -> Result<(), ApiError> {
-    let (kind, resource) = match endpoint {
+    let kind = match endpoint {
         Endpoint::GetOrganization
         | Endpoint::OrganizationAudit
         | Endpoint::ListKeys
@@ -166,30 +166,25 @@ fn confine(conn: &Connection, org: &str, endpoint: Endpoint, id: &str) -> Result
                 })
             }
         }
-        Endpoint::GetProduct => ("product", "product"),
+        Endpoint::GetProduct => "product",
         Endpoint::GetLicense
         | Endpoint::UpdateLicense
         | Endpoint::SuspendLicense
         | Endpoint::ReinstateLicense
         | Endpoint::RevokeLicense
         | Endpoint::LicenseSessions
-        | Endpoint::LicenseAudit => ("license", "license"),
-        Endpoint::ReleaseSession => ("session", "session"),
-        Endpoint::RevokeKey => ("key", "key"),
+        | Endpoint::LicenseAudit => "license",
+        Endpoint::ReleaseSession => "session",
+        Endpoint::RevokeKey => "key",
         _ => return Ok(()),
     };
-    owned_by(conn, org, kind, id, resource)
+    owned_by(conn, org, kind, id)
 }
 
-/// Whether the `kind` with `id` belongs to `org`; 404 `resource` when it does not (or does not
-/// exist).
-fn owned_by(
-    conn: &Connection,
-    org: &str,
-    kind: &str,
-    id: &str,
-    resource: &'static str,
-) -> Result<(), ApiError> {
+/// Whether the `kind` (`product`, `license`, `session`, `key`: `le_admin_owner`'s kinds, also
+/// the resource a 404 names) with `id` belongs to `org`; 404 when it does not, or does not
+/// exist.
+fn owned_by(conn: &Connection, org: &str, kind: &'static str, id: &str) -> Result<(), ApiError> {
     let (_, body) = call(
         conn,
         "SELECT * FROM le_admin_owner($1, $2)",
@@ -198,7 +193,7 @@ fn owned_by(
     let owner: Option<Owner> = decode(body)?;
     match owner {
         Some(o) if o.organization_id == org => Ok(()),
-        _ => Err(ApiError::NoSuch { resource }),
+        _ => Err(ApiError::NoSuch { resource: kind }),
     }
 }
 
@@ -482,7 +477,7 @@ fn list_licenses(conn: &Connection, q: &str, scope: Option<&str>) -> Result<Resp
         &q,
         || {
             if let (Some(scope), Some(product)) = (scope, &product) {
-                owned_by(conn, scope, "product", product, "product")?;
+                owned_by(conn, scope, "product", product)?;
             }
             Ok(vec![
                 text_or_null(org.as_deref()),
@@ -506,13 +501,10 @@ fn create_license(
     let new = parse_new_license(req.body(), content_type(req))?;
     if let Some(org) = scope {
         // Before the read-model entry is written: another organization's product changes nothing.
-        owned_by(conn, org, "product", &new.product_id, "product")?;
+        owned_by(conn, org, "product", &new.product_id)?;
     }
     let id = new_id("lic", random16());
-    let mut random = [0u8; 32];
-    random[..16].copy_from_slice(&random16());
-    random[16..].copy_from_slice(&random16());
-    let key = new_license_key(random);
+    let key = new_license_key(random32());
     // The read-model entry first (see the crate docs): nothing is recorded if it fails.
     // A new row's version is 0 (only updates bump it).
     let entry = encode(&license_state(
@@ -756,10 +748,7 @@ fn create_key(
     let org = checked_id("org", org, "organization")?;
     let new = parse_new_key(req.body(), content_type(req))?;
     caller.may_grant(new.role)?;
-    let mut random = [0u8; 32];
-    random[..16].copy_from_slice(&random16());
-    random[16..].copy_from_slice(&random16());
-    let key = new_org_key(random);
+    let key = new_org_key(random32());
     let id = new_id("key", random16());
     let (_, body) = call(
         conn,

@@ -19,10 +19,20 @@ pub fn now_millis() -> i64 {
     (now.seconds as i64) * 1000 + i64::from(now.nanoseconds / 1_000_000)
 }
 
-/// 16 bytes from the host's cryptographically secure random source.
+/// 16 bytes from the host's cryptographically secure random source (ids).
 pub fn random16() -> [u8; 16] {
-    let bytes = wasi::random::random::get_random_bytes(16);
-    let mut out = [0u8; 16];
+    random_bytes()
+}
+
+/// 32 bytes from the host's cryptographically secure random source (secrets: license and API
+/// keys), in one host call.
+pub fn random32() -> [u8; 32] {
+    random_bytes()
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let bytes = wasi::random::random::get_random_bytes(N as u64);
+    let mut out = [0u8; N];
     for (dst, src) in out.iter_mut().zip(bytes) {
         *dst = src;
     }
