@@ -11,6 +11,7 @@ use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 
 pub mod db;
 pub mod kv;
+pub mod outbound;
 
 /// The current time as Unix epoch milliseconds, from the host's wall clock.
 pub fn now_millis() -> i64 {

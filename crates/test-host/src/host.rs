@@ -3,7 +3,7 @@
 use crate::bindings::SpinImports;
 use crate::kv::Backend;
 use crate::manifest::Manifest;
-use crate::outbound::AllowedHosts;
+use crate::outbound::{Address, AllowedHosts};
 use crate::pg::Pools;
 use crate::routes::{RouteMatch, Router};
 use crate::runtime_config::{RuntimeConfig, StoreConfig};
@@ -39,7 +39,7 @@ pub(crate) struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
-    hooks: NoOutboundHttp,
+    hooks: OutboundHttp,
     pub(crate) grants: Arc<Grants>,
 }
 
@@ -62,32 +62,77 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// No component of this app is granted an outbound HTTP host, so every outbound request is
-/// refused, as Spin refuses a host missing from `allowed_outbound_hosts`.
-struct NoOutboundHttp;
+/// Outbound HTTP as Spin sends it: a request whose `scheme://host:port` is not in the
+/// component's `allowed_outbound_hosts` fails at once with `HTTP-request-denied`; an allowed one
+/// is sent with the guest's request options (connect, first-byte and between-bytes timeouts;
+/// wasmtime's 600 s each when the guest sets none, as in Spin).
+struct OutboundHttp {
+    grants: Arc<Grants>,
+}
 
-impl WasiHttpHooks for NoOutboundHttp {
+type SendFuture = Box<
+    dyn std::future::Future<
+            Output = Result<
+                (
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<
+                        dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
+                            + Send,
+                    >,
+                ),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn std::future::Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<
-                            dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
-                                + Send,
-                        >,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    ) -> SendFuture {
+        let allowed = outbound_address(request.uri())
+            .is_some_and(|addr| self.grants.allowed_hosts.allows(&addr));
+        if !allowed {
+            eprintln!(
+                "test host: outbound HTTP to {} denied: not in allowed_outbound_hosts",
+                request.uri()
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (resp, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                resp.map(BodyExt::boxed_unsync),
+                Box::new(io)
+                    as Box<
+                        dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
+                            + Send,
+                    >,
+            ))
+        })
     }
+}
+
+/// The `scheme://host:port` an outbound request is checked against (the scheme's default port
+/// when the URL names none), or `None` for a URL without a scheme or host.
+fn outbound_address(uri: &http::Uri) -> Option<Address> {
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = match uri.port_u16() {
+        Some(p) => p,
+        None => match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        },
+    };
+    Some(Address { scheme, host, port })
 }
 
 struct Loaded {
@@ -465,7 +510,9 @@ impl Host {
             wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: NoOutboundHttp,
+            hooks: OutboundHttp {
+                grants: loaded.grants.clone(),
+            },
             grants: loaded.grants.clone(),
         };
         let mut store = Store::new(loaded.pre.engine(), state);
