@@ -11,6 +11,7 @@
 //!   route table;
 //! - [`read_model`]: the key-value entries validation answers from, how writers converge on
 //!   the database's version, and the verified-token cache ([`read_model::verify_cache`]);
+//! - [`identity`]: who asks for a seat: license key, signed-in user, the two request shapes;
 //! - [`outcome`]: the outcomes the database's seat and admin functions answer, as enums;
 //! - [`seats`]: acquire, heartbeat, release and borrow: requests, refusals, claims, answers;
 //! - [`validate`]: the validate request and its answers;
@@ -21,6 +22,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod identity;
 pub mod outcome;
 pub mod read_model;
 pub mod seats;

@@ -74,6 +74,11 @@ outcomes! {
         SessionExpired = "session_expired",
         /// The license allows no borrowing.
         BorrowNotAllowed = "borrow_not_allowed",
+        /// The product requires a signed-in user and none was given (or a license key alone
+        /// was used on such a product's session).
+        SignInRequired = "sign_in_required",
+        /// The user holds as many live seats as the license allows one user.
+        UserSeatLimit = "user_seat_limit",
     }
 }
 

@@ -50,20 +50,38 @@ pub fn authenticate(authorization: Option<&str>) -> Result<String, ApiError> {
 /// A parsed acquire request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcquireRequest {
-    /// [`machine_id_hash`] of the machine id; the raw id is not kept.
+    /// [`machine_id_hash`] of the machine id; the raw id is not stored.
     pub machine_hash: String,
+    /// The machine id as sent, echoed in the answer for the old clients (never stored).
+    pub machine_id: String,
     /// Client metadata (a JSON object, possibly empty).
     pub metadata: Value,
+    /// The license key, when the body carries it (the old clients' shape; see
+    /// [`crate::identity`]).
+    pub license_key: Option<String>,
 }
 
-/// Parses `{"machine_id": "...", "metadata"?: {...}}`.
+/// Parses `{"machine_id": "...", "metadata"?: {...}}`, or the old clients'
+/// `{"license_key": "...", "hardware_id" | "machine_id": "...", "metadata"?: {...}}`.
 pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireRequest, ApiError> {
     let object = json_body(body, content_type, MAX_SEAT_BODY)?;
-    let machine_id = optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?.ok_or(
-        ApiError::MissingField {
-            field: "machine_id",
-        },
-    )?;
+    let machine_id = optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?;
+    let hardware_id = optional_string(&object, "hardware_id", MAX_MACHINE_ID_LEN)?;
+    let machine_id = match (machine_id, hardware_id) {
+        (Some(m), Some(h)) if m != h => {
+            return Err(ApiError::InvalidField {
+                field: "hardware_id",
+                reason: "must equal machine_id when both are sent".into(),
+            })
+        }
+        (Some(m), _) | (None, Some(m)) => m,
+        (None, None) => {
+            return Err(ApiError::MissingField {
+                field: "machine_id",
+            })
+        }
+    };
+    let license_key = optional_string(&object, "license_key", MAX_LICENSE_KEY_LEN)?;
     let metadata = match object.get("metadata") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(m @ Value::Object(_)) => {
@@ -100,7 +118,9 @@ pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireR
     };
     Ok(AcquireRequest {
         machine_hash: machine_id_hash(&machine_id),
+        machine_id,
         metadata,
+        license_key,
     })
 }
 
@@ -207,7 +227,10 @@ pub fn refusal(outcome: SeatOutcome) -> Option<ApiError> {
         O::NotFound => ApiError::SessionNotFound,
         O::SessionExpired => ApiError::SessionExpired,
         O::BorrowNotAllowed => ApiError::BorrowNotAllowed,
-        O::Counted | O::RateLimited | O::NoSeats | O::BorrowTooLong => ApiError::Internal,
+        O::SignInRequired => ApiError::SignInRequired,
+        O::Counted | O::RateLimited | O::NoSeats | O::BorrowTooLong | O::UserSeatLimit => {
+            ApiError::Internal
+        }
     })
 }
 
@@ -283,6 +306,39 @@ pub fn granted_body(
     body
 }
 
+/// What the old clients read beside today's fields of a granted answer: `id` (the session
+/// id), `started_at` and `last_heartbeat_at` (RFC 3339), `machine_id` (as the client sent it,
+/// on acquire), and the signed-in `user`, when there is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionDetails<'a> {
+    /// When the session started (epoch ms).
+    pub started_at: Option<i64>,
+    /// Its last acquire or heartbeat (epoch ms).
+    pub last_heartbeat_at: Option<i64>,
+    /// The machine id the request named.
+    pub machine_id: Option<&'a str>,
+    /// The signed-in user's `sub` and e-mail.
+    pub user: Option<(&'a str, Option<&'a str>)>,
+}
+
+/// Adds [`SessionDetails`] to a granted answer ([`granted_body`]).
+pub fn with_session_details(mut body: Value, details: &SessionDetails<'_>) -> Value {
+    body["id"] = body["session_id"].clone();
+    if let Some(at) = details.started_at {
+        body["started_at"] = json!(rfc3339_from_millis(at));
+    }
+    if let Some(at) = details.last_heartbeat_at {
+        body["last_heartbeat_at"] = json!(rfc3339_from_millis(at));
+    }
+    if let Some(machine_id) = details.machine_id {
+        body["machine_id"] = json!(machine_id);
+    }
+    if let Some((sub, email)) = details.user {
+        body["user"] = json!({ "sub": sub, "email": email });
+    }
+    body
+}
+
 /// The answer to a release.
 pub fn released_body(session_id: &str, ended_at_ms: i64) -> Value {
     json!({ "session_id": session_id, "ended_at": rfc3339_from_millis(ended_at_ms) })
@@ -335,6 +391,38 @@ mod tests {
         let long = format!("Bearer {}", "k".repeat(MAX_LICENSE_KEY_LEN + 1));
         assert_eq!(authenticate(Some(&long)), Err(ApiError::Unauthorized));
         assert_eq!(license_key_hash("abc").len(), 64);
+    }
+
+    #[test]
+    fn the_old_clients_shape_names_the_key_and_a_hardware_id() {
+        let r = parse_acquire(br#"{"license_key":"lk_1","hardware_id":"hw"}"#, None).unwrap();
+        assert_eq!(r.machine_hash, machine_id_hash("hw"));
+        assert_eq!(r.machine_id, "hw");
+        assert_eq!(r.license_key.as_deref(), Some("lk_1"));
+        let same = parse_acquire(br#"{"hardware_id":"hw","machine_id":"hw"}"#, None).unwrap();
+        assert_eq!(same.machine_hash, r.machine_hash);
+        assert!(matches!(
+            parse_acquire(br#"{"hardware_id":"a","machine_id":"b"}"#, None),
+            Err(ApiError::InvalidField { field: "hardware_id", .. })
+        ));
+        assert!(matches!(
+            parse_acquire(br#"{"license_key":5,"machine_id":"b"}"#, None),
+            Err(ApiError::InvalidField { field: "license_key", .. })
+        ));
+        let body = with_session_details(
+            json!({"session_id": "ses_1"}),
+            &SessionDetails {
+                started_at: Some(0),
+                last_heartbeat_at: Some(1000),
+                machine_id: Some("hw"),
+                user: Some(("u1", None)),
+            },
+        );
+        assert_eq!(body["id"], "ses_1");
+        assert_eq!(body["started_at"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(body["last_heartbeat_at"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(body["machine_id"], "hw");
+        assert_eq!(body["user"]["sub"], "u1");
     }
 
     #[test]

@@ -73,6 +73,26 @@ pub enum ApiError {
         /// What the operation needs (`an admin key`, `the operator token`).
         needs: &'static str,
     },
+    /// The product requires a signed-in user and the request carries no ID token (or the
+    /// session is heartbeaten or released by license key alone).
+    SignInRequired,
+    /// The ID token was refused; `reason` is the [`license_edge_oidc::IdTokenError`] in a
+    /// stable snake_case word (`expired`, `wrong_audience`...).
+    InvalidIdToken {
+        /// Why, in one stable word.
+        reason: &'static str,
+    },
+    /// The signed-in user already holds as many live seats of this license as it allows one
+    /// user.
+    UserSeatLimit {
+        /// The license's limit per user.
+        max_seats_per_user: u32,
+        /// The user's live seats now.
+        user_seats: u32,
+    },
+    /// The sign-in provider's keys could not be fetched (or sign-in is not configured), so no
+    /// ID token can be checked; nothing was changed.
+    IdentityUnavailable,
     /// The license is suspended.
     LicenseSuspended,
     /// The license is revoked.
@@ -221,6 +241,33 @@ impl ApiError {
                 "insufficient_scope",
                 format!("these credentials may not do this; it needs {needs}"),
                 json!({ "needs": needs }),
+            ),
+            ApiError::SignInRequired => (
+                401,
+                "sign_in_required",
+                "this product requires a signed-in user: send the user's ID token as the bearer \
+                 (and the license key in the body)"
+                    .to_owned(),
+                json!({}),
+            ),
+            ApiError::InvalidIdToken { reason } => (
+                401,
+                "invalid_id_token",
+                format!("the ID token was refused: {}", reason.replace('_', " ")),
+                json!({ "reason": reason }),
+            ),
+            ApiError::UserSeatLimit { max_seats_per_user, user_seats } => (
+                409,
+                "user_seat_limit",
+                format!("this user already holds {user_seats} of the {max_seats_per_user} seats one user may hold"),
+                json!({ "max_seats_per_user": max_seats_per_user, "user_seats": user_seats }),
+            ),
+            ApiError::IdentityUnavailable => (
+                503,
+                "identity_unavailable",
+                "the sign-in provider's keys cannot be fetched; nothing was changed, retry later"
+                    .to_owned(),
+                json!({}),
             ),
             ApiError::LicenseSuspended => (
                 403,
@@ -411,6 +458,13 @@ mod tests {
                 expected: "application/json",
             },
             ApiError::Unauthorized,
+            ApiError::SignInRequired,
+            ApiError::InvalidIdToken { reason: "expired" },
+            ApiError::UserSeatLimit {
+                max_seats_per_user: 1,
+                user_seats: 1,
+            },
+            ApiError::IdentityUnavailable,
             ApiError::LicenseSuspended,
             ApiError::LicenseRevoked,
             ApiError::LicenseExpired,
