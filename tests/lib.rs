@@ -7,6 +7,7 @@
 
 pub mod client_world;
 pub mod load;
+pub mod oidc_issuer;
 pub mod proxy;
 pub mod servers;
 

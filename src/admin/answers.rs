@@ -50,6 +50,7 @@ pub fn product_json(p: &Product) -> Value {
         "organization_id": p.organization_id,
         "code": p.code,
         "name": p.name,
+        "sign_in_required": p.sign_in_required,
         "created_at": time(p.created_at),
     })
 }
@@ -70,6 +71,7 @@ pub fn license_json(l: &License) -> Value {
         "max_borrow_seconds": l.max_borrow_seconds,
         "offline_grace_seconds": l.offline_grace_seconds,
         "rate_limit_per_minute": l.rate_limit_per_minute,
+        "max_seats_per_user": l.max_seats_per_user,
         "created_at": time(l.created_at),
         "updated_at": time(l.updated_at),
     })
@@ -107,6 +109,8 @@ pub fn session_json(s: &Session, now_ms: i64) -> Value {
         "end_reason": s.end_reason,
         "seat_until": time(s.seat_until),
         "live": s.seat_until > now_ms,
+        "user_sub": s.user_sub,
+        "user_email": s.user_email,
     })
 }
 
@@ -227,6 +231,7 @@ mod tests {
             max_borrow_seconds: 0,
             offline_grace_seconds: 86_400,
             rate_limit_per_minute: 20,
+            max_seats_per_user: None,
             created_at: 0,
             updated_at: 1000,
             version: 3,

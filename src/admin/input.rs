@@ -205,12 +205,24 @@ pub struct NewProduct {
     pub code: String,
     /// Display name.
     pub name: String,
+    /// Whether its seats need a signed-in user (default false).
+    pub sign_in_required: bool,
 }
 
-/// `POST /products`: `{"organization_id", "code", "name"}`.
+/// `POST /products`: `{"organization_id", "code", "name", "sign_in_required"?}`.
 pub fn parse_new_product(body: &[u8], content_type: Option<&str>) -> Result<NewProduct, ApiError> {
-    let object = object(body, content_type, &["organization_id", "code", "name"])?;
+    let object = object(
+        body,
+        content_type,
+        &["organization_id", "code", "name", "sign_in_required"],
+    )?;
+    let sign_in_required = match object.get("sign_in_required") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("sign_in_required", "must be true or false")),
+    };
     Ok(NewProduct {
+        sign_in_required,
         organization_id: id_field(
             required(&object, "organization_id")?,
             "organization_id",
@@ -231,6 +243,7 @@ const LICENSE_FIELDS: &[&str] = &[
     "max_borrow_seconds",
     "offline_grace_seconds",
     "rate_limit_per_minute",
+    "max_seats_per_user",
 ];
 
 /// Checks one settable license field and returns its stored form (`expires_at` as epoch ms or
@@ -246,6 +259,8 @@ fn license_field(field: &'static str, value: &Value) -> Result<Value, ApiError> 
         "max_borrow_seconds" => json!(integer(value, field, 0, i64::from(MAX_BORROW_SECONDS))?),
         "offline_grace_seconds" => json!(integer(value, field, 0, MAX_OFFLINE_GRACE_SECONDS)?),
         "rate_limit_per_minute" => json!(integer(value, field, 1, MAX_RATE_LIMIT)?),
+        "max_seats_per_user" if value.is_null() => Value::Null,
+        "max_seats_per_user" => json!(integer(value, field, 1, MAX_SEATS)?),
         _ => {
             return Err(ApiError::UnknownField {
                 field: field.into(),
@@ -316,7 +331,7 @@ pub fn parse_license_patch(body: &[u8], content_type: Option<&str>) -> Result<Va
     let mut patch = Map::new();
     for (key, value) in &object {
         let field = static_field(key);
-        if value.is_null() && field != "expires_at" {
+        if value.is_null() && field != "expires_at" && field != "max_seats_per_user" {
             return Err(invalid(field, "must not be null"));
         }
         patch.insert(field.to_owned(), license_field(field, value)?);

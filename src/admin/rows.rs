@@ -76,6 +76,9 @@ pub struct Product {
     pub name: String,
     /// Epoch ms.
     pub created_at: i64,
+    /// Whether its seats need a signed-in user (rows from before 0007 read as false).
+    #[serde(default)]
+    pub sign_in_required: bool,
 }
 
 /// A license as the SQL functions answer it.
@@ -107,6 +110,9 @@ pub struct License {
     pub offline_grace_seconds: u32,
     /// Acquire attempts per minute.
     pub rate_limit_per_minute: u32,
+    /// Live seats one signed-in user may hold (none: no limit).
+    #[serde(default)]
+    pub max_seats_per_user: Option<u32>,
     /// Epoch ms.
     pub created_at: i64,
     /// Epoch ms.
@@ -150,6 +156,12 @@ pub struct Session {
     /// Until when it holds its seat (epoch ms): past its lease by the validation leeway, and
     /// to the end of a borrow even when ended.
     pub seat_until: i64,
+    /// The signed-in user's `sub`, if the session was taken signed in.
+    #[serde(default)]
+    pub user_sub: Option<String>,
+    /// The signed-in user's e-mail, if their ID token carried one.
+    #[serde(default)]
+    pub user_email: Option<String>,
 }
 
 /// An audit event as the SQL functions answer it.

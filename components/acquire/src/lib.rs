@@ -13,18 +13,22 @@ use edge_io::{
     read_request,
 };
 use license_edge::api::ApiError;
+use license_edge::identity::{acquire_credentials, session_credential, SessionCredential};
 use license_edge::outcome::SeatOutcome;
 use license_edge::read_model::{marker_needed, SessionEnded};
 use license_edge::seats::{
-    authenticate, granted_body, is_session_id, parse_acquire, parse_borrow, rate_limit_headers,
-    refusal, released_body, retry_after_s, session_claims, session_id, user_agent, AcquireRequest,
-    SeatLicense, MAX_SEAT_BODY,
+    granted_body, is_session_id, parse_acquire, parse_borrow, rate_limit_headers, refusal,
+    released_body, retry_after_s, session_claims, session_id, user_agent, with_session_details,
+    AcquireRequest, SeatLicense, SessionDetails, MAX_SEAT_BODY,
 };
+use license_edge_oidc::SignedInUser;
 use license_edge_token::{issue, SigningKey};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::{key_value, variables};
+
+mod signin;
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire";
 const SESSIONS: &str = "/api/v1/licenses/sessions/";
@@ -135,8 +139,18 @@ fn session_token(
 }
 
 fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
-    let key_hash = authenticate(header(req, "authorization"))?;
     let request = parse_acquire(req.body(), header(req, "content-type"))?;
+    let credentials = acquire_credentials(
+        header(req, "authorization"),
+        request.license_key.as_deref(),
+    )?;
+    let key_hash = credentials.key_hash;
+    // The user is checked before anything is written: a refused ID token costs no attempt.
+    let user = credentials
+        .id_token
+        .as_deref()
+        .map(signin::signed_in_user)
+        .transpose()?;
     // The key is read before the seat is taken: a seat must never be held without a token.
     let (key, issuer) = signing_key()?;
     let conn = db::open()?;
@@ -172,7 +186,7 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
             &conn,
             &attempt.required_text("o_license_id")?,
             req,
-            &request,
+            (&request, user.as_ref()),
             (&key, &issuer),
         )
     };
@@ -191,18 +205,20 @@ fn seat(
     conn: &Connection,
     license_id: &str,
     req: &Request,
-    request: &AcquireRequest,
+    (request, user): (&AcquireRequest, Option<&SignedInUser>),
     (key, issuer): (&SigningKey, &str),
 ) -> Result<Response, ApiError> {
     let set = db::query(
         conn,
-        "SELECT * FROM le_acquire_seat($1, $2, $3, $4, ($5::text)::jsonb)",
+        "SELECT * FROM le_acquire_seat($1, $2, $3, $4, ($5::text)::jsonb, $6, $7)",
         &[
             P::Str(license_id.to_owned()),
             P::Str(request.machine_hash.clone()),
             P::Str(session_id(random16())),
             text_or_null(user_agent(header(req, "user-agent")).as_deref()),
             P::Str(request.metadata.to_string()),
+            text_or_null(user.map(|u| u.subject.as_str())),
+            text_or_null(user.and_then(|u| u.email.as_deref())),
         ],
     )?;
     let row = Row::first(&set)?;
@@ -212,6 +228,10 @@ fn seat(
             max_seats: row.count("o_max_seats")?,
             active_seats: row.count("o_active_seats")?,
             next_available_at: row.int("o_next_available_at")?,
+        }),
+        SeatOutcome::UserSeatLimit => Err(ApiError::UserSeatLimit {
+            max_seats_per_user: row.count("o_max_seats_per_user")?,
+            user_seats: row.count("o_user_seats")?,
         }),
         SeatOutcome::Created | SeatOutcome::Existing => {
             let license = seat_license(&row)?;
@@ -231,18 +251,34 @@ fn seat(
             } else {
                 200
             };
-            Ok(json(
-                status,
-                &granted_body(&session, &token, expires, &license, active),
-            ))
+            let details = SessionDetails {
+                started_at: row.int("o_started_at")?,
+                last_heartbeat_at: row.int("o_last_heartbeat_at")?,
+                machine_id: Some(&request.machine_id),
+                user: user.map(|u| (u.subject.as_str(), u.email.as_deref())),
+            };
+            let body = granted_body(&session, &token, expires, &license, active);
+            Ok(json(status, &with_session_details(body, &details)))
         }
         other => Err(refusal(other).unwrap_or(ApiError::Internal)),
     }
 }
 
 /// Heartbeat (`borrow == false`) or borrow: both extend a live session and answer a new token.
+/// The credential of a heartbeat, borrow or release as the SQL takes it: the key hash, or the
+/// signed-in user's `sub` (one of the two is NULL).
+fn session_caller(req: &Request) -> Result<(P, P, Option<SignedInUser>), ApiError> {
+    Ok(match session_credential(header(req, "authorization"))? {
+        SessionCredential::Key(hash) => (P::Str(hash), P::DbNull, None),
+        SessionCredential::IdToken(token) => {
+            let user = signin::signed_in_user(&token)?;
+            (P::DbNull, P::Str(user.subject.clone()), Some(user))
+        }
+    })
+}
+
 fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
-    let key_hash = authenticate(header(req, "authorization"))?;
+    let (key_hash, user_sub, user) = session_caller(req)?;
     if !is_session_id(id) {
         return Err(ApiError::SessionNotFound);
     }
@@ -258,8 +294,8 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let set = db::query(
         &conn,
-        "SELECT * FROM le_extend($1, $2, $3::bigint, NULL)",
-        &[P::Str(key_hash), P::Str(id.to_owned()), duration],
+        "SELECT * FROM le_extend_as($1, $2, $3, $4::bigint)",
+        &[key_hash, user_sub, P::Str(id.to_owned()), duration],
     )?;
     let row = Row::first(&set)?;
     match row.outcome(SeatOutcome::parse)? {
@@ -268,10 +304,14 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
             let expires = row.required_int("o_session_expires_at")?;
             let machine = row.required_text("o_machine_hash")?;
             let token = session_token(&key, &issuer, &license, id, &machine, expires)?;
-            Ok(json(
-                200,
-                &granted_body(id, &token, expires, &license, None),
-            ))
+            let details = SessionDetails {
+                started_at: row.int("o_started_at")?,
+                last_heartbeat_at: row.int("o_last_heartbeat_at")?,
+                machine_id: None,
+                user: user.as_ref().map(|u| (u.subject.as_str(), u.email.as_deref())),
+            };
+            let body = granted_body(id, &token, expires, &license, None);
+            Ok(json(200, &with_session_details(body, &details)))
         }
         SeatOutcome::BorrowTooLong => Err(ApiError::BorrowTooLong {
             max_seconds: row.count("o_max_borrow_seconds")?,
@@ -282,15 +322,15 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
 }
 
 fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
-    let key_hash = authenticate(header(req, "authorization"))?;
+    let (key_hash, user_sub, _) = session_caller(req)?;
     if !is_session_id(id) {
         return Err(ApiError::SessionNotFound);
     }
     let conn = db::open()?;
     let set = db::query(
         &conn,
-        "SELECT * FROM le_release($1, $2, 'client', NULL)",
-        &[P::Str(key_hash), P::Str(id.to_owned())],
+        "SELECT * FROM le_release_as($1, $2, $3)",
+        &[key_hash, user_sub, P::Str(id.to_owned())],
     )?;
     let row = Row::first(&set)?;
     match row.outcome(SeatOutcome::parse)? {

@@ -438,13 +438,14 @@ fn create_product(
     let id = new_id("prod", random16());
     let (_, body) = call(
         conn,
-        "SELECT * FROM le_admin_create_product($1, $2, $3, $4, $5)",
+        "SELECT * FROM le_admin_create_product($1, $2, $3, $4, $5, $6)",
         &[
             P::Str(id.clone()),
             P::Str(new.organization_id),
             P::Str(new.code),
             P::Str(new.name),
             P::Int64(now),
+            P::Boolean(new.sign_in_required),
         ],
     )?;
     let product: Product = decode(body)?;

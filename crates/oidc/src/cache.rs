@@ -67,6 +67,16 @@ impl CachedKeySet {
         }
     }
 
+    /// The stored form (JSON).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a key set entry serializes")
+    }
+
+    /// Reads the stored form; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
     /// Whether it may be used without asking the issuer.
     pub fn is_fresh(&self, now_ms: i64) -> bool {
         now_ms < self.fresh_until
