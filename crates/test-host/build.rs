@@ -13,6 +13,11 @@ const SPIN_SDK: &str = "spin-sdk-5.2.0";
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=wit/host.wit");
+    // What this script writes: a checkout at another path that shares a target directory
+    // (Cargo names path packages' artifacts the same wherever the workspace is) has none of it
+    // until the script runs there.
+    println!("cargo:rerun-if-changed=wit/deps/spin/package.wit");
+    println!("cargo:rerun-if-changed=wit/deps/spin-postgres/postgres.wit");
     let manifest_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let sdk = find_sdk(&manifest_dir).unwrap_or_else(|| {
