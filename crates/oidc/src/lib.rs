@@ -20,18 +20,16 @@ pub use cache::{cache_key, cache_max_age_s, CachedKeySet, MAX_CACHE_S, MIN_REFET
 pub use id_token::{verify_id_token, IdTokenError, IssuerConfig, SignedInUser, ID_TOKEN_LEEWAY_S};
 pub use jwks::{IssuerKeys, JwksError};
 
-/// Whether a bearer credential is shaped like a JWT (three base64url parts): an ID token
+/// Whether a bearer credential is shaped like a JWT (three base64url parts, the signature
+/// possibly empty, as in an `alg: none` token): an ID token to check (and perhaps refuse)
 /// rather than a license key, which never holds a dot.
 pub fn looks_like_jwt(credential: &str) -> bool {
-    let mut parts = credential.split('.');
-    let shaped = (0..3).all(|_| {
-        parts.next().is_some_and(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-    });
-    shaped && parts.next().is_none()
+    let base64url = |p: &str| {
+        p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let parts: Vec<&str> = credential.split('.').collect();
+    matches!(parts.as_slice(), [h, p, s] if !h.is_empty() && !p.is_empty() && base64url(h) && base64url(p) && base64url(s))
 }
 
 #[cfg(test)]
@@ -45,6 +43,7 @@ mod tests {
         assert!(!looks_like_jwt("a.b"));
         assert!(!looks_like_jwt("a.b.c.d"));
         assert!(!looks_like_jwt("a..c"));
+        assert!(looks_like_jwt("a.b."), "an alg:none token is checked, then refused");
         assert!(!looks_like_jwt("a.b+.c"));
     }
 }
