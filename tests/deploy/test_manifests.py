@@ -643,7 +643,9 @@ def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     assert selects(app["spec"]["podSelector"], admin.labels)
     for job in ADMIN_CRONJOBS:
         assert not selects(app["spec"]["podSelector"], pod_labels(one(docs, "CronJob", job.name)))
-    assert egress_rules(app) == [(pg, [("TCP", 5432)]), (redis, [("TCP", 6378)]), DNS]
+    assert egress_rules(app) == [
+        (pg, [("TCP", 5432)]), (redis, [("TCP", 6378)]), DNS, (COLLECTOR_PODS, [("TCP", 4318)])
+    ]
     migrate = one(docs, "NetworkPolicy", "license-edge-migrate-egress")
     assert migrate["spec"]["policyTypes"] == ["Egress"]
     assert egress_rules(migrate) == [(pg, [("TCP", 5432)]), DNS]
@@ -676,7 +678,48 @@ def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     # No other policy restricts or widens ingress to the app's pods.
     for policy in docs:
         if policy["kind"] == "NetworkPolicy" and "Ingress" in policy_types(policy):
-            assert policy["metadata"]["name"] in (PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY)
+            name = policy["metadata"]["name"]
+            if name in MONITORING_POLICIES:
+                for pod in (public, admin):
+                    assert not selects(policy["spec"]["podSelector"], pod.labels), name
+            else:
+                assert name in (PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY), name
+    check_monitoring_policies(docs)
+
+
+# The collector's pods, as the app's egress policy names them (OTLP, deploy/monitoring).
+COLLECTOR_PODS = "pods app.kubernetes.io/component=otel-collector,app.kubernetes.io/name=license-edge"
+MONITORING_POLICIES = ("license-edge-otel-collector", "license-edge-blackbox")
+METRICS_ACCESS = {"namespaceSelector": {"matchLabels": {"license-edge/metrics-access": "true"}}}
+
+
+def check_monitoring_policies(docs: list[dict]) -> None:
+    """The collector takes OTLP from the app's pods and scrapes from the namespaces labelled for
+    it, and opens no connection; the blackbox exporter takes scrapes from the same and calls the
+    public app's pods and DNS only."""
+    collector = one(docs, "NetworkPolicy", "license-edge-otel-collector")
+    assert collector["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert collector["spec"]["egress"] == []
+    app_pods = {
+        "podSelector": {
+            "matchExpressions": [
+                {"key": "core.spinkube.dev/app-name", "operator": "In", "values": [PUBLIC_APP, ADMIN_APP]}
+            ]
+        }
+    }
+    assert ingress_rules(collector) == [([app_pods], [("TCP", 4318)]), ([METRICS_ACCESS], [("TCP", 8889)])]
+    blackbox = one(docs, "NetworkPolicy", "license-edge-blackbox")
+    assert blackbox["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert ingress_rules(blackbox) == [([METRICS_ACCESS], [("TCP", 9115)])]
+    assert egress_rules(blackbox) == [(f"pods core.spinkube.dev/app-name={PUBLIC_APP}", APP_PORT_ONLY), DNS]
+    # Each selects the pods it is about.
+    for policy, component in ((collector, "otel-collector"), (blackbox, "blackbox")):
+        (workload,) = [
+            d for d in docs
+            if d["kind"] in ("DaemonSet", "Deployment")
+            and d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        ]
+        assert selects(policy["spec"]["podSelector"], workload["spec"]["template"]["metadata"]["labels"])
 
 
 @pytest.mark.parametrize("env", ENVS)
