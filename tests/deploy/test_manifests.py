@@ -564,6 +564,9 @@ def test_runtime_config_names_the_stores_the_components_ask_for():
 def test_config_env_gives_the_addresses(env):
     config = read_env_file(OVERLAYS / env / "config.env")
     assert {"db_host", "db_ip", "token_issuer", "redis_host", ADMIN_CIDR_KEY} <= set(config)
+    # Where External Secrets Operator reads the app's Secrets.
+    assert config["environment"] == env
+    assert {"gcp_project", "secrets_reader_sa"} <= set(config)
     # The admin API's internal network: a private CIDR (never the internet's addresses), or the
     # placeholder until the operator sets it.
     if config[ADMIN_CIDR_KEY] != PLACEHOLDER:
@@ -739,6 +742,8 @@ def test_network_policy_addresses_follow_config_env(env, tmp_path):
         "redis_host=192.0.2.20:6378\n"
         "admin_cidr=198.51.100.0/24\n"
         "prune_sessions_older_than_days=90\nprune_audit_older_than_days=365\n"
+        f"environment={env}\ngcp_project=example-project\n"
+        "secrets_reader_sa=reader@example-project.iam.gserviceaccount.com\n"
     )
     docs = render(copy / "overlays" / env)
     check_network_policies(docs, read_env_file(config_path))
@@ -825,7 +830,8 @@ def check_locked_down(workload: dict) -> None:
         for mount in container.get("volumeMounts", []):
             assert mount["readOnly"] is True, f"{name}: {mount['name']}"
     for volume in pod.get("volumes", []):
-        assert set(volume) == {"name", "configMap"}, f"{name}: volume {volume['name']}"
+        # ConfigMaps, and Secrets by name (the migration Job's CA bundle): nothing from the node.
+        assert set(volume) in ({"name", "configMap"}, {"name", "secret"}), f"{name}: volume {volume['name']}"
 
 
 @pytest.mark.parametrize("env", ENVS)
