@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -481,6 +481,27 @@ def test_secret_templates_hold_only_placeholders():
                 assert PLACEHOLDER in word or word.isidentifier(), f"{name}/{key}: {word}"
             if (name, key) not in NOT_CREDENTIALS:
                 assert PLACEHOLDER in value, f"{name}/{key} must hold only a placeholder"
+
+
+def test_postgresql_connections_verify_the_server_and_plaintext_is_for_a_laptop_only():
+    # Spin's outbound PostgreSQL (tokio-postgres + native-tls) verifies chain and host name
+    # whenever it uses TLS; `require` is the mode that never falls back to plaintext. The
+    # migration Job's libpq uses verify-full (test_migrations.py).
+    url = urlsplit(secret_templates()["license-edge-database"]["stringData"]["database_url"])
+    assert parse_qs(url.query) == {"sslmode": ["require"]}, url.query
+    assert url.hostname == PLACEHOLDER.lower() and url.port == 5432
+    readme = README.read_text()
+    laptop = readme.split("## Production-like run on a laptop", 1)[1]
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".yml", ".env", ".sh", ".tf", ".json"):
+            text = path.read_text()
+            assert not re.search(r"sslmode=(disable|prefer|allow)", text), path
+    outside = readme.replace(laptop, "")
+    assert not re.search(r"sslmode=(disable|allow|prefer)\b['\s]", outside)
+    assert "sslmode=disable" in laptop
+    for command in readme_commands():
+        for mode in re.findall(r"sslmode=([a-z-]+)", command):
+            assert mode in ("require", "disable"), command
 
 
 def test_every_referenced_secret_has_a_template_and_every_template_is_used(rendered):
