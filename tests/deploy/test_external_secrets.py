@@ -177,3 +177,17 @@ def test_no_eso_object_holds_a_secret_value(rendered):
             assert "-----BEGIN" not in text and "postgres://" not in text, doc["metadata"]["name"]
             if doc["kind"] == "SecretStore":
                 assert "secretRef" not in doc["spec"]["provider"]["gcpsm"]["auth"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_migrate_sh_can_apply_the_eso_objects_alone(apps, env):
+    # Before the first rollout the migration Job's Secret does not exist; migrate.sh applies the
+    # overlay's objects that its label selector picks: exactly the ESO objects and the reader.
+    script = (DEPLOY / "migrate.sh").read_text()
+    selector = re.search(r'^secrets_selector="([^"=]+)=([^"]+)"$', script, re.M)
+    assert selector and 'kubectl apply -l "$secrets_selector"' in script
+    key, value = selector[1], selector[2]
+    picked = {(d["kind"], d["metadata"]["name"]) for d in apps[env] if d["metadata"].get("labels", {}).get(key) == value}
+    expected = {(d["kind"], d["metadata"]["name"]) for d in eso_objects(apps[env])} | {("ServiceAccount", READER)}
+    assert picked == expected
+    assert ("ExternalSecret", "license-edge-migrator") in picked
