@@ -307,13 +307,18 @@ def test_the_collector_pods_serve_what_the_configuration_listens_on(collector, m
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_executor_sends_spins_telemetry_to_the_collector(apps, env):
+def test_the_executor_sends_spins_telemetry_to_the_collector(apps, env, collector):
     executor = one(apps[env], "SpinAppExecutor")
     otel = executor["spec"]["deploymentConfig"]["otel"]
     assert set(otel) <= OTEL_CONFIG_FIELDS, set(otel) - OTEL_CONFIG_FIELDS
-    url = urlsplit(otel["exporter_otlp_endpoint"])
-    # Spin 3.6 defaults to OTLP over HTTP/protobuf: the collector's 4318, plain HTTP in-cluster.
-    assert url.scheme == "http" and url.path in ("", "/"), url
+    # Traces only: the combined endpoint would also turn on Spin's OTLP metrics and log export
+    # (spin v3.6.3, crates/telemetry/src/env.rs), which the collector has no pipeline for.
+    assert set(otel) == {"exporter_otlp_traces_endpoint"}, otel
+    url = urlsplit(otel["exporter_otlp_traces_endpoint"])
+    # Spin 3.6 defaults to OTLP over HTTP/protobuf: the collector's 4318, plain HTTP in-cluster;
+    # a signal's own endpoint is used as written, so it names the traces path.
+    assert url.scheme == "http" and url.path == "/v1/traces", url
+    assert set(collector["service"]["pipelines"]) >= {"traces"}
     service = one(apps[env], "Service", url.hostname)
     assert [p["port"] for p in service["spec"]["ports"]] == [url.port] == [OTLP_HTTP_PORT]
     daemonset = one(apps[env], "DaemonSet", "license-edge-otel-collector")
