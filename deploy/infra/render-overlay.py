@@ -13,6 +13,8 @@ What it changes, in deploy/overlays/ENV (comments and other lines stay as they a
                                   certificate carries; Spin's allow-list and database_url use it)
                       db_ip     = its private IP (the egress NetworkPolicy's address)
                       redis_host = the Memorystore IP and port (6378, TLS)
+                      gcp_project, secrets_reader_sa = the project and the Google service
+                                  account External Secrets Operator reads Secret Manager as
   kustomization.yaml  images: newName = the Artifact Registry image; with --digest, the digest
                       instead of newTag (what the pipeline deploys)
 
@@ -134,13 +136,28 @@ def render(env: str, outputs: dict | None, digest: str | None) -> dict[Path, str
     redis_port = values.get("redis_port")
     if redis_port != 6378:
         raise RenderError(f"output redis_port is {redis_port!r}, not 6378 (TLS)")
+    environment = require(values, "environment")
+    if environment != env:
+        raise RenderError(f"these outputs are for environment {environment}, not {env}")
+    project = require(values, "project_id")
+    if not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", project):
+        raise RenderError(f"output project_id is not a project id: {project!r}")
+    reader = require(values, "secrets_reader_service_account")
+    if not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9-]+\.iam\.gserviceaccount\.com$", reader):
+        raise RenderError(f"output secrets_reader_service_account is not a service account: {reader!r}")
     image = require(values, "image")
     if not re.match(r"^[a-z0-9-]+-docker\.pkg\.dev/[a-z0-9-]+/[a-z0-9-]+/license-edge$", image):
         raise RenderError(f"output image is not an Artifact Registry image: {image!r}")
     return {
         config: set_env_values(
             config.read_text(),
-            {"db_host": f"{db_name}:5432", "db_ip": db_ip, "redis_host": f"{redis_ip}:6378"},
+            {
+                "db_host": f"{db_name}:5432",
+                "db_ip": db_ip,
+                "redis_host": f"{redis_ip}:6378",
+                "gcp_project": project,
+                "secrets_reader_sa": reader,
+            },
         ),
         kustomization: set_image(kustomization.read_text(), image, digest),
     }

@@ -110,6 +110,9 @@ CUSTOM_KINDS = {
     (SPINAPP_API, "SpinApp"),
     (SPINAPP_API, "SpinAppExecutor"),
     ("runtime.spinkube.dev/v1alpha1", "Shim"),
+    # External Secrets Operator's, checked against its CRDs' schemas (tests/deploy/schemas).
+    ("external-secrets.io/v1", "ExternalSecret"),
+    ("external-secrets.io/v1", "SecretStore"),
 }
 K8S_VERSION = "1.32"
 

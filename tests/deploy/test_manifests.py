@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -483,6 +483,27 @@ def test_secret_templates_hold_only_placeholders():
                 assert PLACEHOLDER in value, f"{name}/{key} must hold only a placeholder"
 
 
+def test_postgresql_connections_verify_the_server_and_plaintext_is_for_a_laptop_only():
+    # Spin's outbound PostgreSQL (tokio-postgres + native-tls) verifies chain and host name
+    # whenever it uses TLS; `require` is the mode that never falls back to plaintext. The
+    # migration Job's libpq uses verify-full (test_migrations.py).
+    url = urlsplit(secret_templates()["license-edge-database"]["stringData"]["database_url"])
+    assert parse_qs(url.query) == {"sslmode": ["require"]}, url.query
+    assert url.hostname == PLACEHOLDER.lower() and url.port == 5432
+    readme = README.read_text()
+    laptop = readme.split("## Production-like run on a laptop", 1)[1]
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".yml", ".env", ".sh", ".tf", ".json"):
+            text = path.read_text()
+            assert not re.search(r"sslmode=(disable|prefer|allow)", text), path
+    outside = readme.replace(laptop, "")
+    assert not re.search(r"sslmode=(disable|allow|prefer)\b['\s]", outside)
+    assert "sslmode=disable" in laptop
+    for command in readme_commands():
+        for mode in re.findall(r"sslmode=([a-z-]+)", command):
+            assert mode in ("require", "disable"), command
+
+
 def test_every_referenced_secret_has_a_template_and_every_template_is_used(rendered):
     templates = secret_templates()
     used: set[str] = set()
@@ -564,6 +585,9 @@ def test_runtime_config_names_the_stores_the_components_ask_for():
 def test_config_env_gives_the_addresses(env):
     config = read_env_file(OVERLAYS / env / "config.env")
     assert {"db_host", "db_ip", "token_issuer", "redis_host", ADMIN_CIDR_KEY} <= set(config)
+    # Where External Secrets Operator reads the app's Secrets.
+    assert config["environment"] == env
+    assert {"gcp_project", "secrets_reader_sa"} <= set(config)
     # The admin API's internal network: a private CIDR (never the internet's addresses), or the
     # placeholder until the operator sets it.
     if config[ADMIN_CIDR_KEY] != PLACEHOLDER:
@@ -643,7 +667,9 @@ def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     assert selects(app["spec"]["podSelector"], admin.labels)
     for job in ADMIN_CRONJOBS:
         assert not selects(app["spec"]["podSelector"], pod_labels(one(docs, "CronJob", job.name)))
-    assert egress_rules(app) == [(pg, [("TCP", 5432)]), (redis, [("TCP", 6378)]), DNS]
+    assert egress_rules(app) == [
+        (pg, [("TCP", 5432)]), (redis, [("TCP", 6378)]), DNS, (COLLECTOR_PODS, [("TCP", 4318)])
+    ]
     migrate = one(docs, "NetworkPolicy", "license-edge-migrate-egress")
     assert migrate["spec"]["policyTypes"] == ["Egress"]
     assert egress_rules(migrate) == [(pg, [("TCP", 5432)]), DNS]
@@ -676,7 +702,48 @@ def check_network_policies(docs: list[dict], config: dict[str, str]) -> None:
     # No other policy restricts or widens ingress to the app's pods.
     for policy in docs:
         if policy["kind"] == "NetworkPolicy" and "Ingress" in policy_types(policy):
-            assert policy["metadata"]["name"] in (PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY)
+            name = policy["metadata"]["name"]
+            if name in MONITORING_POLICIES:
+                for pod in (public, admin):
+                    assert not selects(policy["spec"]["podSelector"], pod.labels), name
+            else:
+                assert name in (PUBLIC_INGRESS_POLICY, ADMIN_INGRESS_POLICY), name
+    check_monitoring_policies(docs)
+
+
+# The collector's pods, as the app's egress policy names them (OTLP, deploy/monitoring).
+COLLECTOR_PODS = "pods app.kubernetes.io/component=otel-collector,app.kubernetes.io/name=license-edge"
+MONITORING_POLICIES = ("license-edge-otel-collector", "license-edge-blackbox")
+METRICS_ACCESS = {"namespaceSelector": {"matchLabels": {"license-edge/metrics-access": "true"}}}
+
+
+def check_monitoring_policies(docs: list[dict]) -> None:
+    """The collector takes OTLP from the app's pods and scrapes from the namespaces labelled for
+    it, and opens no connection; the blackbox exporter takes scrapes from the same and calls the
+    public app's pods and DNS only."""
+    collector = one(docs, "NetworkPolicy", "license-edge-otel-collector")
+    assert collector["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert collector["spec"]["egress"] == []
+    app_pods = {
+        "podSelector": {
+            "matchExpressions": [
+                {"key": "core.spinkube.dev/app-name", "operator": "In", "values": [PUBLIC_APP, ADMIN_APP]}
+            ]
+        }
+    }
+    assert ingress_rules(collector) == [([app_pods], [("TCP", 4318)]), ([METRICS_ACCESS], [("TCP", 8889)])]
+    blackbox = one(docs, "NetworkPolicy", "license-edge-blackbox")
+    assert blackbox["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert ingress_rules(blackbox) == [([METRICS_ACCESS], [("TCP", 9115)])]
+    assert egress_rules(blackbox) == [(f"pods core.spinkube.dev/app-name={PUBLIC_APP}", APP_PORT_ONLY), DNS]
+    # Each selects the pods it is about.
+    for policy, component in ((collector, "otel-collector"), (blackbox, "blackbox")):
+        (workload,) = [
+            d for d in docs
+            if d["kind"] in ("DaemonSet", "Deployment")
+            and d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        ]
+        assert selects(policy["spec"]["podSelector"], workload["spec"]["template"]["metadata"]["labels"])
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -696,6 +763,8 @@ def test_network_policy_addresses_follow_config_env(env, tmp_path):
         "redis_host=192.0.2.20:6378\n"
         "admin_cidr=198.51.100.0/24\n"
         "prune_sessions_older_than_days=90\nprune_audit_older_than_days=365\n"
+        f"environment={env}\ngcp_project=example-project\n"
+        "secrets_reader_sa=reader@example-project.iam.gserviceaccount.com\n"
     )
     docs = render(copy / "overlays" / env)
     check_network_policies(docs, read_env_file(config_path))
@@ -782,7 +851,8 @@ def check_locked_down(workload: dict) -> None:
         for mount in container.get("volumeMounts", []):
             assert mount["readOnly"] is True, f"{name}: {mount['name']}"
     for volume in pod.get("volumes", []):
-        assert set(volume) == {"name", "configMap"}, f"{name}: volume {volume['name']}"
+        # ConfigMaps, and Secrets by name (the migration Job's CA bundle): nothing from the node.
+        assert set(volume) in ({"name", "configMap"}, {"name", "secret"}), f"{name}: volume {volume['name']}"
 
 
 @pytest.mark.parametrize("env", ENVS)

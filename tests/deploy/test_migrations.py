@@ -23,6 +23,7 @@ from deploy_support import (
     environments,
     one,
     parse_docs,
+    render,
     run,
     secret_templates,
 )
@@ -53,7 +54,7 @@ def test_migrate_sh_renders_every_migration_file_and_the_job(env):
         assert doc["metadata"]["namespace"] == namespace, doc["metadata"]
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     pod = job["spec"]["template"]["spec"]
-    volumes = {v["name"]: v["configMap"]["name"] for v in pod["volumes"]}
+    volumes = {v["name"]: v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
     (container,) = pod["containers"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     env_vars = {e["name"]: e.get("value") for e in container["env"]}
@@ -68,6 +69,15 @@ def test_migrate_sh_renders_every_migration_file_and_the_job(env):
     (source,) = container["envFrom"]
     keys = set(secret_templates()[source["secretRef"]["name"]]["stringData"])
     assert {"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"} <= keys
+    # It verifies the server: verify-full against the CA bundle the app's executor mounts too.
+    assert env_vars["PGSSLMODE"] == "verify-full"
+    ca_dir, _, ca_file = env_vars["PGSSLROOTCERT"].rpartition("/")
+    (ca,) = [v for v in pod["volumes"] if "secret" in v]
+    assert mounts[ca["name"]] == ca_dir
+    assert not ca["secret"].get("optional"), "without the bundle the Job must not run"
+    assert ca["secret"]["items"] == [{"key": "ca-certificates.crt", "path": ca_file}]
+    executor = one(render(OVERLAYS / env), "SpinAppExecutor")
+    assert ca["secret"]["secretName"] == executor["spec"]["deploymentConfig"]["caCertSecret"]
 
 
 def test_migrate_sh_refuses_a_wrong_environment():

@@ -134,6 +134,8 @@ def test_cloud_sql_private_ip_only_encrypted_backed_up():
 
 def test_production_is_protected_and_highly_available():
     assert effective("production", "database", "database", "deletion_protection") is True
+    # Two weeks of daily backups (the recovery runbook of deploy/README.md counts on them).
+    assert int(effective("production", "database", "database", "retained_backups")) >= 14
     assert effective("production", "database", "database", "availability_type") == "REGIONAL"
     assert effective("production", "cluster", "cluster", "deletion_protection") is True
     assert effective("production", "redis", "redis", "tier") == "STANDARD_HA"
@@ -258,8 +260,9 @@ def test_addons_are_pinned_to_the_readme_versions():
     (shim_version,) = shim_versions
     assert table["containerd-shim-spin"].startswith(f"{shim_version},"), table["containerd-shim-spin"]
     # Every chart from a repository names a pinned version, from those locals.
+    assert table["External Secrets Operator"] == f"v{pins['external_secrets_chart_version']} (Helm chart {pins['external_secrets_chart_version']})"
     releases = [r for r in resources() if r.type == "helm_release"]
-    assert len(releases) == 5
+    assert len(releases) == 6
     for release in releases:
         if "repository" in release.body:
             assert release.body["version"].startswith("${local."), release.name
@@ -353,6 +356,9 @@ def test_overlays_render_from_sample_outputs(env, tmp_path):
     assert config["db_host"] == values["db_dns_name"].rstrip(".") + ":5432"
     assert config["db_ip"] == values["db_private_ip"]
     assert config["redis_host"] == f"{values['redis_host']}:6378"
+    assert config["gcp_project"] == values["project_id"]
+    assert config["secrets_reader_sa"] == values["secrets_reader_service_account"]
+    assert config["environment"] == values["environment"] == env
 
     docs = render(copy / "overlays" / env)
     for doc in docs:
@@ -363,6 +369,19 @@ def test_overlays_render_from_sample_outputs(env, tmp_path):
     assert app["spec"]["image"] == f"{values['image']}@{digest}"
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert PLACEHOLDER not in json.dumps(policies)
+    # External Secrets Operator reads the secrets OpenTofu made, in the project it made them in,
+    # as the reader it made.
+    store = one(docs, "SecretStore", "gcp-secret-manager")
+    assert store["spec"]["provider"]["gcpsm"]["projectID"] == values["project_id"]
+    reader = one(docs, "ServiceAccount", "license-edge-secrets")
+    assert reader["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == values["secrets_reader_service_account"]
+    for name, secret_id in values["secret_ids"].items():
+        remote_keys = [
+            ref.get("remoteRef", ref.get("extract", {})).get("key")
+            for es in docs if es["kind"] == "ExternalSecret"
+            for ref in es["spec"].get("data", []) + es["spec"].get("dataFrom", [])
+        ]
+        assert secret_id in remote_keys, (name, secret_id, remote_keys)
 
     # The pipeline's digest-only run keeps the addresses and changes the digest.
     other = "sha256:" + "cd" * 32

@@ -83,6 +83,27 @@ resource "helm_release" "spin_operator" {
   depends_on = [helm_release.cert_manager, helm_release.spin_operator_crds, helm_release.shim]
 }
 
+# External Secrets Operator, with its CRDs: it makes the app's Kubernetes Secrets from Secret
+# Manager (deploy/external-secrets), reading as the Google service account of module secrets
+# through Workload Identity. Chosen over the Secret Manager CSI driver because the SpinApp
+# reads Secrets by name (secretKeyRef, runtimeConfig.loadFromSecret, the executor's CA bundle)
+# and has no field for a CSI volume; the CSI driver only makes Secrets as a side effect of a pod
+# that mounts the volume.
+resource "helm_release" "external_secrets" {
+  name             = "external-secrets"
+  namespace        = "external-secrets"
+  create_namespace = true
+  repository       = "https://charts.external-secrets.io"
+  chart            = "external-secrets"
+  version          = local.external_secrets_chart_version
+  wait             = true
+
+  set {
+    name  = "installCRDs"
+    value = "true"
+  }
+}
+
 # The app's namespace; deploy/overlays/<env> fills it.
 resource "kubernetes_namespace_v1" "app" {
   metadata {
@@ -97,7 +118,7 @@ resource "kubernetes_namespace_v1" "app" {
 # releases' namespaces. The read-only planner (module ci-identity) may read those and nothing
 # else in the cluster beyond what roles/container.viewer gives: no Secret of the app's namespace.
 locals {
-  helm_namespaces = toset(["cert-manager", "runtime-class-manager", "spin-operator"])
+  helm_namespaces = toset(["cert-manager", "runtime-class-manager", "spin-operator", "external-secrets"])
 }
 
 resource "kubernetes_role_v1" "helm_release_reader" {
@@ -112,7 +133,7 @@ resource "kubernetes_role_v1" "helm_release_reader" {
     verbs      = ["get", "list"]
   }
 
-  depends_on = [helm_release.cert_manager, helm_release.runtime_class_manager, helm_release.spin_operator_crds]
+  depends_on = [helm_release.cert_manager, helm_release.runtime_class_manager, helm_release.spin_operator_crds, helm_release.external_secrets]
 }
 
 resource "kubernetes_role_binding_v1" "helm_release_reader" {

@@ -5,6 +5,7 @@ locals {
   cert_manager_version                = "v1.20.0"
   runtime_class_manager_chart_version = "0.2.0"
   spin_operator_version               = "0.6.1"
+  external_secrets_chart_version      = "2.9.0"
 }
 
 terraform {

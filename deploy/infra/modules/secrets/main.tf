@@ -4,9 +4,10 @@
 # values"):
 #   gcloud secrets versions add SECRET --data-file=-   (value on standard input)
 #
-# One reader: a service account that the Kubernetes ServiceAccount of whatever syncs them into
-# the cluster impersonates through Workload Identity (the operations issue chooses External
-# Secrets Operator or the Secret Manager CSI driver; either runs as that ServiceAccount).
+# One reader: a service account that Kubernetes ServiceAccount NAMESPACE/license-edge-secrets
+# acts as through Workload Identity. External Secrets Operator reads as that ServiceAccount
+# (deploy/external-secrets: the SecretStore's workloadIdentity.serviceAccountRef) and makes the
+# Kubernetes Secrets the app reads.
 
 resource "google_secret_manager_secret" "secret" {
   #checkov:skip=CKV_GCP_128:Google-managed encryption keys; the values are the app's own credentials, and their reader is limited per secret below
