@@ -65,6 +65,15 @@ pub struct AcquireRequest {
 /// `{"license_key": "...", "hardware_id" | "machine_id": "...", "metadata"?: {...}}`.
 pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireRequest, ApiError> {
     let object = json_body(body, content_type, MAX_SEAT_BODY)?;
+    // The old clients' fields are strings when present; null is not taken for absent.
+    for field in ["hardware_id", "license_key"] {
+        if object.get(field).is_some_and(Value::is_null) {
+            return Err(ApiError::InvalidField {
+                field,
+                reason: "must be a string".into(),
+            });
+        }
+    }
     let machine_id = optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?;
     let hardware_id = optional_string(&object, "hardware_id", MAX_MACHINE_ID_LEN)?;
     let machine_id = match (machine_id, hardware_id) {
@@ -405,10 +414,15 @@ mod tests {
             parse_acquire(br#"{"hardware_id":"a","machine_id":"b"}"#, None),
             Err(ApiError::InvalidField { field: "hardware_id", .. })
         ));
-        assert!(matches!(
-            parse_acquire(br#"{"license_key":5,"machine_id":"b"}"#, None),
-            Err(ApiError::InvalidField { field: "license_key", .. })
-        ));
+        for bad in [
+            br#"{"license_key":5,"machine_id":"b"}"#.as_slice(),
+            br#"{"license_key":null,"machine_id":"b"}"#,
+        ] {
+            assert!(matches!(
+                parse_acquire(bad, None),
+                Err(ApiError::InvalidField { field: "license_key", .. })
+            ));
+        }
         let body = with_session_details(
             json!({"session_id": "ses_1"}),
             &SessionDetails {
