@@ -77,13 +77,13 @@ pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireR
     let machine_id = optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?;
     let hardware_id = optional_string(&object, "hardware_id", MAX_MACHINE_ID_LEN)?;
     let machine_id = match (machine_id, hardware_id) {
-        (Some(m), Some(h)) if m != h => {
+        (Some(_), Some(_)) => {
             return Err(ApiError::InvalidField {
                 field: "hardware_id",
-                reason: "must equal machine_id when both are sent".into(),
+                reason: "is the old name of machine_id: send one of them, not both".into(),
             })
         }
-        (Some(m), _) | (None, Some(m)) => m,
+        (Some(m), None) | (None, Some(m)) => m,
         (None, None) => {
             return Err(ApiError::MissingField {
                 field: "machine_id",
@@ -408,12 +408,15 @@ mod tests {
         assert_eq!(r.machine_hash, machine_id_hash("hw"));
         assert_eq!(r.machine_id, "hw");
         assert_eq!(r.license_key.as_deref(), Some("lk_1"));
-        let same = parse_acquire(br#"{"hardware_id":"hw","machine_id":"hw"}"#, None).unwrap();
-        assert_eq!(same.machine_hash, r.machine_hash);
-        assert!(matches!(
-            parse_acquire(br#"{"hardware_id":"a","machine_id":"b"}"#, None),
-            Err(ApiError::InvalidField { field: "hardware_id", .. })
-        ));
+        for both in [
+            br#"{"hardware_id":"a","machine_id":"b"}"#.as_slice(),
+            br#"{"hardware_id":"a","machine_id":"a"}"#,
+        ] {
+            assert!(matches!(
+                parse_acquire(both, None),
+                Err(ApiError::InvalidField { field: "hardware_id", .. })
+            ));
+        }
         for bad in [
             br#"{"license_key":5,"machine_id":"b"}"#.as_slice(),
             br#"{"license_key":null,"machine_id":"b"}"#,
