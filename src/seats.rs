@@ -414,7 +414,10 @@ mod tests {
         ] {
             assert!(matches!(
                 parse_acquire(both, None),
-                Err(ApiError::InvalidField { field: "hardware_id", .. })
+                Err(ApiError::InvalidField {
+                    field: "hardware_id",
+                    ..
+                })
             ));
         }
         for bad in [
@@ -423,7 +426,10 @@ mod tests {
         ] {
             assert!(matches!(
                 parse_acquire(bad, None),
-                Err(ApiError::InvalidField { field: "license_key", .. })
+                Err(ApiError::InvalidField {
+                    field: "license_key",
+                    ..
+                })
             ));
         }
         let body = with_session_details(

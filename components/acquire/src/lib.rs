@@ -140,10 +140,8 @@ fn session_token(
 
 fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let request = parse_acquire(req.body(), header(req, "content-type"))?;
-    let credentials = acquire_credentials(
-        header(req, "authorization"),
-        request.license_key.as_deref(),
-    )?;
+    let credentials =
+        acquire_credentials(header(req, "authorization"), request.license_key.as_deref())?;
     let key_hash = credentials.key_hash;
     // The user is checked before anything is written: a refused ID token costs no attempt.
     let user = credentials
@@ -308,7 +306,9 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
                 started_at: row.int("o_started_at")?,
                 last_heartbeat_at: row.int("o_last_heartbeat_at")?,
                 machine_id: None,
-                user: user.as_ref().map(|u| (u.subject.as_str(), u.email.as_deref())),
+                user: user
+                    .as_ref()
+                    .map(|u| (u.subject.as_str(), u.email.as_deref())),
             };
             let body = granted_body(id, &token, expires, &license, None);
             Ok(json(200, &with_session_details(body, &details)))
