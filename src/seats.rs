@@ -207,7 +207,9 @@ pub fn refusal(outcome: SeatOutcome) -> Option<ApiError> {
         O::NotFound => ApiError::SessionNotFound,
         O::SessionExpired => ApiError::SessionExpired,
         O::BorrowNotAllowed => ApiError::BorrowNotAllowed,
-        O::Counted | O::RateLimited | O::NoSeats | O::BorrowTooLong => ApiError::Internal,
+        O::Counted | O::RateLimited | O::NoSeats | O::BorrowTooLong | O::Undone | O::Superseded => {
+            ApiError::Internal
+        }
     })
 }
 
