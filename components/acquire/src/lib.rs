@@ -4,7 +4,10 @@
 //! the number of instances or the clocks of the machines they run on. An acquire is two
 //! statements: the key and rate limit (`le_acquire_attempt`, committed at once, no lock), then
 //! the seat (`le_acquire_seat`). A release is written through to the key-value store so that
-//! validation sees the ended session on the next request.
+//! validation sees the ended session on the next request. Who signs tokens, and what happens
+//! to a seat when signing fails, is [`signer`]'s.
+
+mod signer;
 
 use edge_io::db::{self, text_or_null, Row};
 use edge_io::kv::end_session;
@@ -20,11 +23,11 @@ use license_edge::seats::{
     refusal, released_body, retry_after_s, session_claims, session_id, user_agent, AcquireRequest,
     SeatLicense, MAX_SEAT_BODY,
 };
-use license_edge_token::{issue, SigningKey};
+use signer::{release_unissued, undo_extend, Signing, Undo};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
+use spin_sdk::key_value;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
-use spin_sdk::{key_value, variables};
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire";
 const SESSIONS: &str = "/api/v1/licenses/sessions/";
@@ -62,26 +65,6 @@ fn with_rate_limit(mut resp: Response, err: &ApiError) -> Response {
     resp
 }
 
-fn signing_key() -> Result<(SigningKey, String), ApiError> {
-    let key = variables::get("signing_key")
-        .map_err(|e| {
-            eprintln!("acquire: signing_key variable: {e}");
-            ApiError::Internal
-        })
-        .and_then(|text| {
-            SigningKey::from_text(&text).map_err(|e| {
-                eprintln!("acquire: signing_key is not a usable key: {e}");
-                ApiError::Internal
-            })
-        })?;
-    // No fallback: a token signed with a guessed issuer would fail validation everywhere.
-    let issuer = variables::get("token_issuer").map_err(|e| {
-        eprintln!("acquire: token_issuer variable: {e}");
-        ApiError::Internal
-    })?;
-    Ok((key, issuer))
-}
-
 fn seat_license(row: &Row) -> Result<SeatLicense, ApiError> {
     Ok(SeatLicense {
         id: row.required_text("o_license_id")?,
@@ -113,32 +96,28 @@ fn unknown_key(req: &Request, route: &str) -> ApiError {
 /// the one thing that clock is used for: its `exp` and every seat decision come from the
 /// database's.
 fn session_token(
-    key: &SigningKey,
-    issuer: &str,
+    signing: &Signing,
     license: &SeatLicense,
     session: &str,
     machine_hash: &str,
     expires: i64,
 ) -> Result<String, ApiError> {
     let claims = session_claims(
-        issuer,
+        &signing.issuer,
         license,
         session,
         machine_hash,
         now_millis(),
         expires,
     );
-    issue(key, &claims).map_err(|e| {
-        eprintln!("acquire: issuing the token failed: {e}");
-        ApiError::Internal
-    })
+    signing.sign(&claims)
 }
 
 fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let key_hash = authenticate(header(req, "authorization"))?;
     let request = parse_acquire(req.body(), header(req, "content-type"))?;
-    // The key is read before the seat is taken: a seat must never be held without a token.
-    let (key, issuer) = signing_key()?;
+    // The signer is read before the seat is taken: a seat must never be held without a token.
+    let signing = signer::configured()?;
     let conn = db::open()?;
     // Step 1: the key and the rate limit, committed on their own, so that refused attempts
     // never wait for (or hold up) a seat decision.
@@ -173,7 +152,7 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
             &attempt.required_text("o_license_id")?,
             req,
             &request,
-            (&key, &issuer),
+            &signing,
         )
     };
     let mut resp = match result {
@@ -192,7 +171,7 @@ fn seat(
     license_id: &str,
     req: &Request,
     request: &AcquireRequest,
-    (key, issuer): (&SigningKey, &str),
+    signing: &Signing,
 ) -> Result<Response, ApiError> {
     let set = db::query(
         conn,
@@ -217,14 +196,14 @@ fn seat(
             let license = seat_license(&row)?;
             let session = row.required_text("o_session_id")?;
             let expires = row.required_int("o_session_expires_at")?;
-            let token = session_token(
-                key,
-                issuer,
-                &license,
-                &session,
-                &request.machine_hash,
-                expires,
-            )?;
+            let token = session_token(signing, &license, &session, &request.machine_hash, expires)
+                .inspect_err(|_| {
+                    // A new session without a token frees its seat now. A machine's existing
+                    // session keeps its earlier token, so it stays (its lease was renewed).
+                    if outcome == SeatOutcome::Created && signing.is_remote() {
+                        release_unissued(conn, &session);
+                    }
+                })?;
             let active = row.count("o_active_seats").ok();
             let status = if outcome == SeatOutcome::Created {
                 201
@@ -254,11 +233,17 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
     } else {
         P::DbNull
     };
-    let (key, issuer) = signing_key()?;
+    let signing = signer::configured()?;
     let conn = db::open()?;
+    // A signer that can fail after the extension is committed needs the extension undoable.
+    let sql = if signing.is_remote() {
+        "SELECT * FROM le_extend_undoable($1, $2, $3::bigint)"
+    } else {
+        "SELECT * FROM le_extend($1, $2, $3::bigint, NULL)"
+    };
     let set = db::query(
         &conn,
-        "SELECT * FROM le_extend($1, $2, $3::bigint, NULL)",
+        sql,
         &[P::Str(key_hash), P::Str(id.to_owned()), duration],
     )?;
     let row = Row::first(&set)?;
@@ -267,7 +252,17 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
             let license = seat_license(&row)?;
             let expires = row.required_int("o_session_expires_at")?;
             let machine = row.required_text("o_machine_hash")?;
-            let token = session_token(&key, &issuer, &license, id, &machine, expires)?;
+            let undo = if signing.is_remote() {
+                Some(Undo::from_row(&row)?)
+            } else {
+                None
+            };
+            let token =
+                session_token(&signing, &license, id, &machine, expires).inspect_err(|_| {
+                    if let Some(undo) = &undo {
+                        undo_extend(&conn, id, undo);
+                    }
+                })?;
             Ok(json(
                 200,
                 &granted_body(id, &token, expires, &license, None),
