@@ -38,7 +38,8 @@ macro_rules! outcomes {
 }
 
 outcomes! {
-    /// What `le_acquire_attempt`, `le_acquire_seat`, `le_extend` and `le_release` answer.
+    /// What `le_acquire_attempt`, `le_acquire_seat`, `le_extend` (and `le_extend_undoable`),
+    /// `le_extend_undo` and `le_release` answer.
     SeatOutcome {
         /// The attempt was counted against the rate limit and may go on to the seat decision.
         Counted = "counted",
@@ -79,6 +80,11 @@ outcomes! {
         SignInRequired = "sign_in_required",
         /// The user holds as many live seats as the license allows one user.
         UserSeatLimit = "user_seat_limit",
+        /// An extension whose token could not be signed was taken back (`le_extend_undo`).
+        Undone = "undone",
+        /// Something changed the session after the extension to take back, so it was left as
+        /// it is (`le_extend_undo`).
+        Superseded = "superseded",
     }
 }
 

@@ -237,7 +237,13 @@ pub fn refusal(outcome: SeatOutcome) -> Option<ApiError> {
         O::SessionExpired => ApiError::SessionExpired,
         O::BorrowNotAllowed => ApiError::BorrowNotAllowed,
         O::SignInRequired => ApiError::SignInRequired,
-        O::Counted | O::RateLimited | O::NoSeats | O::BorrowTooLong | O::UserSeatLimit => {
+        O::Counted
+        | O::RateLimited
+        | O::NoSeats
+        | O::BorrowTooLong
+        | O::UserSeatLimit
+        | O::Undone
+        | O::Superseded => {
             ApiError::Internal
         }
     })

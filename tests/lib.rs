@@ -6,6 +6,7 @@
 //! stop servers start private ones with [`PgServer`] and [`RedisServer`], which clean up on drop.
 
 pub mod client_world;
+pub mod google;
 pub mod load;
 pub mod oidc_issuer;
 pub mod proxy;

@@ -160,6 +160,10 @@ pub enum ApiError {
     DatabaseUnavailable,
     /// The key-value store could not be read, so an authoritative answer cannot be given.
     RevocationUnavailable,
+    /// The token could not be signed in time (the signer, Cloud KMS or its credentials, is
+    /// slow, down or refusing, or gave a signature that does not verify). No seat was kept
+    /// for the token that was not issued.
+    SigningUnavailable,
     /// A failure the server did not anticipate. The client learns nothing more.
     Internal,
 }
@@ -387,6 +391,13 @@ impl ApiError {
                 "revocation state cannot be read; verify the token offline or retry".to_owned(),
                 json!({}),
             ),
+            ApiError::SigningUnavailable => (
+                503,
+                "signing_unavailable",
+                "the license token could not be signed; no seat was kept for it, retry later"
+                    .to_owned(),
+                json!({}),
+            ),
             ApiError::Internal => (
                 500,
                 "internal_error",
@@ -497,6 +508,7 @@ mod tests {
             ApiError::KeyValueUnavailable,
             ApiError::DatabaseUnavailable,
             ApiError::RevocationUnavailable,
+            ApiError::SigningUnavailable,
         ];
         for e in all {
             let r = e.describe();

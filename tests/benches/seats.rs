@@ -5,6 +5,10 @@
 //! 1,000, 10,000 and 50,000 live sessions, beside the same work spread over 32 licenses (one
 //! per connection), measured first and last.
 //!
+//! With `LE_SEATS_KMS=1`: the same cycles with the local signer and with the `kms` signer
+//! against the tests' own KMS and metadata server on loopback (`tests/google.rs`), in one run,
+//! alternating, at 1 and 16 connections.
+//!
 //! Run: `scripts/bench.sh seats` (starts PostgreSQL and Redis like the tests).
 
 use bytes::Bytes;
@@ -198,10 +202,81 @@ async fn scale(db: &str, kv: &Backend, addr: SocketAddr) {
     row("spread again".into(), cycles_over(addr, &spread, 32).await);
 }
 
+/// The signer table (see the module docs).
+async fn signers(db: &str, kv: &Backend) {
+    use integration_tests::google::{FakeGoogle, KEY_VERSION};
+    let google = FakeGoogle::start([42; 32]).await;
+    let version = le_kms::KeyVersion::parse(KEY_VERSION).unwrap();
+    let mut keys = license_edge_token::KeySet::new();
+    keys.insert(integration_tests::test_signing_key().verifying_key())
+        .unwrap();
+    keys.insert(le_kms::verifying_key(&version, &google.public_key_pem()).unwrap())
+        .unwrap();
+    let keys = keys.to_text();
+    let (kms_endpoint, metadata_endpoint) = (google.kms_endpoint(), google.metadata_endpoint());
+    let local = app(
+        db,
+        redis_runtime_config(&redis_url()),
+        &[("public_keys", keys.as_str())],
+    )
+    .await;
+    let kms = app(
+        db,
+        redis_runtime_config(&redis_url()),
+        &[
+            ("public_keys", keys.as_str()),
+            ("signer", "kms"),
+            ("kms_key_version", KEY_VERSION),
+            ("kms_endpoint", kms_endpoint.as_str()),
+            ("metadata_endpoint", metadata_endpoint.as_str()),
+        ],
+    )
+    .await;
+    let (local_addr, a) = local.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (kms_addr, b) = kms.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let spec = LicenseSpec {
+        max_seats: 10_000,
+        rate_limit_per_minute: 1_000_000_000,
+        ..Default::default()
+    };
+    let key = Arc::new(create_license(db, kv, spec).await.key);
+    cycles(local_addr, key.clone(), 4).await; // warm up both
+    cycles(kms_addr, key.clone(), 4).await;
+    println!("| signer | connections | cycles | cycles/s | p50 cycle | p99 cycle |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for concurrency in [1, 16] {
+        for round in 0..2 {
+            for (name, addr) in [("local", local_addr), ("kms (loopback)", kms_addr)] {
+                let (rate, lat) = cycles(addr, key.clone(), concurrency).await;
+                println!(
+                    "| {name} (round {}) | {concurrency} | {} | {rate:.0} | {} | {} |",
+                    round + 1,
+                    lat.len(),
+                    us(lat[lat.len() / 2]),
+                    us(lat[(lat.len() * 99 / 100).min(lat.len() - 1)])
+                );
+            }
+        }
+    }
+    let seen = google.seen();
+    println!(
+        "\nKMS signatures: {}; metadata token requests: {}; malformed requests: {}",
+        seen.signed.len(),
+        seen.token_requests,
+        seen.malformed.len()
+    );
+    a.abort();
+    b.abort();
+}
+
 #[tokio::main]
 async fn main() {
     let db = migrated_database().await;
     let kv = Backend::redis(&redis_url()).unwrap();
+    if std::env::var("LE_SEATS_KMS").is_ok_and(|v| v == "1") {
+        signers(&db, &kv).await;
+        return;
+    }
     if std::env::var("LE_SEATS_SCALE").is_ok_and(|v| v == "1") {
         let host = app(&db, redis_runtime_config(&redis_url()), &[]).await;
         let (addr, server) = host.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();

@@ -814,9 +814,33 @@ def test_images_are_set(apps, rendered, env):
 
 def test_spin_toml_outbound_hosts_use_db_host():
     # The overlays set db_host for the allow-list; make sure spin.toml still builds it that way.
+    # acquire alone may also reach the KMS signer's two endpoints, named by the overlay's
+    # config.env, which keeps them at names that never resolve until KMS signs.
+    kms = ["{{ kms_endpoint }}", "{{ metadata_endpoint }}"]
     for name, component in spin_manifest()["component"].items():
-        for host in component.get("allowed_outbound_hosts", []):
+        hosts = component.get("allowed_outbound_hosts", [])
+        if name == "acquire":
+            assert hosts == ["postgres://{{ db_host }}", *kms], hosts
+            continue
+        for host in hosts:
             assert host == "postgres://{{ db_host }}", f"{name}: {host}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_config_env_keeps_the_kms_hosts_unreachable_while_signing_locally(env):
+    config = read_env_file(OVERLAYS / env / "config.env")
+    assert config["signer"] in ("local", "kms"), config["signer"]
+    if config["signer"] == "local":
+        assert config["kms_endpoint"].endswith(".invalid"), config["kms_endpoint"]
+        assert config["metadata_endpoint"].endswith(".invalid"), config["metadata_endpoint"]
+    else:
+        assert config["kms_endpoint"] == "https://cloudkms.googleapis.com"
+        assert config["metadata_endpoint"] == "http://metadata.google.internal"
+        assert re.fullmatch(
+            r"projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/\d+",
+            config["kms_key_version"],
+        ), config["kms_key_version"]
+    assert 100 <= int(config["kms_timeout_ms"]) <= 10_000
 
 
 # --- Pod hardening of the Jobs ----------------------------------------------------------------

@@ -195,12 +195,39 @@ def test_signing_key_ed25519_and_only_the_signer_may_use_it():
     signing = keys["signing"]
     assert signing["purpose"] == "ASYMMETRIC_SIGN"
     assert block(signing, "version_template")["algorithm"] == "EC_SIGN_ED25519"
+    assert block(signing, "version_template")["protection_level"] == "${var.signing_protection_level}"
+    assert block(signing, "lifecycle")["prevent_destroy"] is True
     grants = [r for r in resources() if r.type.startswith("google_kms_crypto_key_iam")]
     on_signing = [g for g in grants if g.body["crypto_key_id"] == "${google_kms_crypto_key.signing.id}"]
-    assert {g.body["role"] for g in on_signing} == {"roles/cloudkms.signer", "roles/cloudkms.publicKeyViewer"}
-    for grant in on_signing:
-        assert grant.type == "google_kms_crypto_key_iam_binding", "authoritative: no other member"
-        assert grant.body["members"] == ["serviceAccount:${google_service_account.signer.email}"]
+    # One grant on the signing key: the custom role, to the signer alone (authoritative).
+    assert len(on_signing) == 1, on_signing
+    grant = on_signing[0]
+    assert grant.type == "google_kms_crypto_key_iam_binding", "authoritative: no other member"
+    assert grant.body["role"] == "${google_project_iam_custom_role.token_signer.id}"
+    assert grant.body["members"] == ["serviceAccount:${google_service_account.signer.email}"]
+    # The role allows signing and nothing else (not even reading the public key).
+    (role,) = one_resource("google_project_iam_custom_role")
+    assert role.name == "token_signer"
+    assert role.body["permissions"] == ["cloudkms.cryptoKeyVersions.useToSign"]
+    # The signer's only other grant: its Kubernetes ServiceAccount may impersonate it.
+    signer_grants = [
+        r for r in resources()
+        if "google_service_account.signer" in json.dumps(r.body) and r.type != "google_service_account"
+    ]
+    assert {r.type for r in signer_grants} == {
+        "google_kms_crypto_key_iam_binding", "google_service_account_iam_member"
+    }, signer_grants
+    (wi,) = [r for r in signer_grants if r.type == "google_service_account_iam_member"]
+    assert wi.body["role"] == "roles/iam.workloadIdentityUser"
+    assert wi.body["member"] == "serviceAccount:${var.workload_pool}[${var.signer_kubernetes_service_account}]"
+    # No project-wide grant names the signer.
+    for r in resources():
+        if r.type.startswith("google_project_iam_") and r.type != "google_project_iam_custom_role":
+            assert "signer" not in json.dumps(r.body), r
+    # Each environment binds the app's Kubernetes ServiceAccount, in the app's namespace.
+    for env in ENVS:
+        kms = module_calls(env)["kms"]
+        assert kms["signer_kubernetes_service_account"] == "${local.namespace}/license-edge", env
 
 
 def test_secret_values_never_in_the_state():

@@ -4,7 +4,10 @@
 //! the number of instances or the clocks of the machines they run on. An acquire is two
 //! statements: the key and rate limit (`le_acquire_attempt`, committed at once, no lock), then
 //! the seat (`le_acquire_seat`). A release is written through to the key-value store so that
-//! validation sees the ended session on the next request.
+//! validation sees the ended session on the next request. Who signs tokens, and what happens
+//! to a seat when signing fails, is [`signer`]'s.
+
+mod signer;
 
 use edge_io::db::{self, text_or_null, Row};
 use edge_io::kv::end_session;
@@ -22,11 +25,11 @@ use license_edge::seats::{
     AcquireRequest, SeatLicense, SessionDetails, MAX_SEAT_BODY,
 };
 use license_edge_oidc::SignedInUser;
-use license_edge_token::{issue, SigningKey};
+use signer::{release_unissued, undo_extend, Signing, Undo};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
+use spin_sdk::key_value;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
-use spin_sdk::{key_value, variables};
 
 mod signin;
 
@@ -66,26 +69,6 @@ fn with_rate_limit(mut resp: Response, err: &ApiError) -> Response {
     resp
 }
 
-fn signing_key() -> Result<(SigningKey, String), ApiError> {
-    let key = variables::get("signing_key")
-        .map_err(|e| {
-            eprintln!("acquire: signing_key variable: {e}");
-            ApiError::Internal
-        })
-        .and_then(|text| {
-            SigningKey::from_text(&text).map_err(|e| {
-                eprintln!("acquire: signing_key is not a usable key: {e}");
-                ApiError::Internal
-            })
-        })?;
-    // No fallback: a token signed with a guessed issuer would fail validation everywhere.
-    let issuer = variables::get("token_issuer").map_err(|e| {
-        eprintln!("acquire: token_issuer variable: {e}");
-        ApiError::Internal
-    })?;
-    Ok((key, issuer))
-}
-
 fn seat_license(row: &Row) -> Result<SeatLicense, ApiError> {
     Ok(SeatLicense {
         id: row.required_text("o_license_id")?,
@@ -117,25 +100,21 @@ fn unknown_key(req: &Request, route: &str) -> ApiError {
 /// the one thing that clock is used for: its `exp` and every seat decision come from the
 /// database's.
 fn session_token(
-    key: &SigningKey,
-    issuer: &str,
+    signing: &Signing,
     license: &SeatLicense,
     session: &str,
     machine_hash: &str,
     expires: i64,
 ) -> Result<String, ApiError> {
     let claims = session_claims(
-        issuer,
+        &signing.issuer,
         license,
         session,
         machine_hash,
         now_millis(),
         expires,
     );
-    issue(key, &claims).map_err(|e| {
-        eprintln!("acquire: issuing the token failed: {e}");
-        ApiError::Internal
-    })
+    signing.sign(&claims)
 }
 
 fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
@@ -149,8 +128,8 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         .as_deref()
         .map(signin::signed_in_user)
         .transpose()?;
-    // The key is read before the seat is taken: a seat must never be held without a token.
-    let (key, issuer) = signing_key()?;
+    // The signer is read before the seat is taken: a seat must never be held without a token.
+    let signing = signer::configured()?;
     let conn = db::open()?;
     // Step 1: the key and the rate limit, committed on their own, so that refused attempts
     // never wait for (or hold up) a seat decision.
@@ -185,7 +164,7 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
             &attempt.required_text("o_license_id")?,
             req,
             (&request, user.as_ref()),
-            (&key, &issuer),
+            &signing,
         )
     };
     let mut resp = match result {
@@ -204,7 +183,7 @@ fn seat(
     license_id: &str,
     req: &Request,
     (request, user): (&AcquireRequest, Option<&SignedInUser>),
-    (key, issuer): (&SigningKey, &str),
+    signing: &Signing,
 ) -> Result<Response, ApiError> {
     let set = db::query(
         conn,
@@ -235,14 +214,14 @@ fn seat(
             let license = seat_license(&row)?;
             let session = row.required_text("o_session_id")?;
             let expires = row.required_int("o_session_expires_at")?;
-            let token = session_token(
-                key,
-                issuer,
-                &license,
-                &session,
-                &request.machine_hash,
-                expires,
-            )?;
+            let token = session_token(signing, &license, &session, &request.machine_hash, expires)
+                .inspect_err(|_| {
+                    // A new session without a token frees its seat now. A machine's existing
+                    // session keeps its earlier token, so it stays (its lease was renewed).
+                    if outcome == SeatOutcome::Created && signing.is_remote() {
+                        release_unissued(conn, &session);
+                    }
+                })?;
             let active = row.count("o_active_seats").ok();
             let status = if outcome == SeatOutcome::Created {
                 201
@@ -262,7 +241,6 @@ fn seat(
     }
 }
 
-/// Heartbeat (`borrow == false`) or borrow: both extend a live session and answer a new token.
 /// The credential of a heartbeat, borrow or release as the SQL takes it: the key hash, or the
 /// signed-in user's `sub` (one of the two is NULL).
 fn session_caller(req: &Request) -> Result<(P, P, Option<SignedInUser>), ApiError> {
@@ -275,6 +253,7 @@ fn session_caller(req: &Request) -> Result<(P, P, Option<SignedInUser>), ApiErro
     })
 }
 
+/// Heartbeat (`borrow == false`) or borrow: both extend a live session and answer a new token.
 fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
     let (key_hash, user_sub, user) = session_caller(req)?;
     if !is_session_id(id) {
@@ -288,11 +267,17 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
     } else {
         P::DbNull
     };
-    let (key, issuer) = signing_key()?;
+    let signing = signer::configured()?;
     let conn = db::open()?;
+    // A signer that can fail after the extension is committed needs the extension undoable.
+    let sql = if signing.is_remote() {
+        "SELECT * FROM le_extend_as_undoable($1, $2, $3, $4::bigint)"
+    } else {
+        "SELECT * FROM le_extend_as($1, $2, $3, $4::bigint)"
+    };
     let set = db::query(
         &conn,
-        "SELECT * FROM le_extend_as($1, $2, $3, $4::bigint)",
+        sql,
         &[key_hash, user_sub, P::Str(id.to_owned()), duration],
     )?;
     let row = Row::first(&set)?;
@@ -301,7 +286,17 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
             let license = seat_license(&row)?;
             let expires = row.required_int("o_session_expires_at")?;
             let machine = row.required_text("o_machine_hash")?;
-            let token = session_token(&key, &issuer, &license, id, &machine, expires)?;
+            let undo = if signing.is_remote() {
+                Some(Undo::from_row(&row)?)
+            } else {
+                None
+            };
+            let token =
+                session_token(&signing, &license, id, &machine, expires).inspect_err(|_| {
+                    if let Some(undo) = &undo {
+                        undo_extend(&conn, id, undo);
+                    }
+                })?;
             let details = SessionDetails {
                 started_at: row.int("o_started_at")?,
                 last_heartbeat_at: row.int("o_last_heartbeat_at")?,

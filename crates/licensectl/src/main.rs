@@ -15,6 +15,7 @@ mod duration;
 mod io;
 mod jwks;
 mod keygen;
+mod kms_jwk;
 mod migrate;
 mod quickstart;
 mod seat;
@@ -47,6 +48,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Print the public key set (JWKS) of one or more private key files.
     Jwks(jwks::Args),
+    /// Print the JWKS entry of a Cloud KMS key version (signer = kms) from its public key PEM.
+    KmsJwk(kms_jwk::Args),
     /// Issue or verify license tokens.
     #[command(subcommand)]
     Token(token::Command),
@@ -87,6 +90,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Jwks(args) => jwks::run(args),
+        Command::KmsJwk(args) => kms_jwk::run(args),
         Command::Token(command) => token::run(command),
         Command::Migrate(args) => migrate::run(args),
         Command::Admin(args) => admin::run(args),

@@ -222,6 +222,54 @@ fn jwks_lists_every_key() {
     assert_one_line_error(&out, "kid");
 }
 
+/// A Cloud KMS key version's public key (RFC 8032 test 1's, as openssl writes its PEM)
+/// becomes the JWKS entry with the kid the acquire component signs under, and a text entry
+/// that joins a `public_keys` set beside a local key during a move to KMS.
+#[test]
+fn kms_jwk_turns_a_key_versions_pem_into_its_jwks_entry() {
+    let s = Setup::new();
+    let name = "projects/acme-licensing/locations/europe-west1/keyRings/license-edge/cryptoKeys/token-signing/cryptoKeyVersions/1";
+    let pem = s.dir().join("kms.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let out = licensectl(&["kms-jwk", "--key-version", name, path(&pem)]);
+    assert_exit(&out, 0);
+    let jwk: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        jwk,
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                           "kid": "kms-v1-7d5c63b1a36cfd9a", "alg": "EdDSA", "use": "sig"})
+    );
+    // The same from standard input, as text, joined to the local key's entry.
+    let pem_text = std::fs::read_to_string(&pem).unwrap();
+    let out = licensectl_with_stdin(
+        &["kms-jwk", "--key-version", name, "--text", "-"],
+        &pem_text,
+    );
+    assert_exit(&out, 0);
+    let local = licensectl(&["jwks", "--text", path(&s.key)]);
+    let joined = format!("{},{}", stdout(&local).trim(), stdout(&out).trim());
+    let set = KeySet::from_text(&joined).unwrap();
+    assert_eq!(set.len(), 2);
+    assert!(set.get("kms-v1-7d5c63b1a36cfd9a").is_some());
+    // Not a key version name, not an Ed25519 key: usage errors, one line each.
+    let out = licensectl(&["kms-jwk", "--key-version", "projects/p/keys/k", path(&pem)]);
+    assert_exit(&out, 2);
+    assert_one_line_error(&out, "key version");
+    let p256 = s.dir().join("p256.pem");
+    std::fs::write(
+        &p256,
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEuD2W0aqwOSWq54QCamw7u6b9GHWW\niB5QjbEoJ37y6+afrqlwa/58YE1eZDbQT0EyB1Fg9fjyt8O06hA+FgACrA==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let out = licensectl(&["kms-jwk", "--key-version", name, path(&p256)]);
+    assert_exit(&out, 2);
+    assert_one_line_error(&out, "Ed25519");
+}
+
 #[test]
 fn expired_token_exits_1_with_its_code() {
     let s = Setup::new();

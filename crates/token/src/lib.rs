@@ -45,5 +45,5 @@ pub mod fuzzing;
 pub use cache::VerifiedCache;
 pub use claims::{machine_id_hash, Claims};
 pub use error::TokenError;
-pub use jwt::{issue, verify, ValidationOptions, VerifiedToken};
+pub use jwt::{assemble, issue, signing_input, verify, ValidationOptions, VerifiedToken};
 pub use keys::{KeySet, SigningKey, VerifyingKey};

@@ -176,18 +176,51 @@ impl VerifiedToken {
 ///
 /// Refuses claims that [`verify`] would refuse whatever the time ([`TokenError::InvalidClaim`])
 /// and tokens over [`MAX_TOKEN_BYTES`]. Signing is deterministic, so it needs no randomness.
+/// This is [`signing_input`], the key's signature over it, then [`assemble`]: a signer kept
+/// elsewhere (a KMS) builds the same token through the same two functions.
 pub fn issue(key: &SigningKey, claims: &Claims) -> Result<String, TokenError> {
+    let input = signing_input(key.kid(), claims)?;
+    let signature = key.sign(input.as_bytes());
+    assemble(&input, &signature)
+}
+
+/// The length of an Ed25519 signature in base64url without padding, as a token carries it.
+const SIGNATURE_B64_LEN: usize = 86;
+
+/// The JWS signing input of a token for `claims` under `kid`: `BASE64URL(header) "."
+/// BASE64URL(claims)`, with the header `{"alg":"EdDSA","typ":"JWT","kid":...}`. These are the
+/// bytes an Ed25519 signer signs; [`assemble`] then appends the signature.
+///
+/// Refuses an invalid `kid`, claims that [`verify`] would refuse whatever the time, and claims
+/// whose token would be over [`MAX_TOKEN_BYTES`] once signed (checked here, before anything is
+/// sent to a signer).
+pub fn signing_input(kid: &str, claims: &Claims) -> Result<String, TokenError> {
+    crate::keys::validate_kid(kid)?;
     claims.check_consistency()?;
-    // The kid was validated when the key was made (letters, digits, `._-`), so it needs no
-    // JSON escaping.
-    let header = format!(
-        r#"{{"alg":"{ALGORITHM}","typ":"JWT","kid":"{}"}}"#,
-        key.kid()
-    );
+    // The kid is valid (letters, digits, `._-`), so it needs no JSON escaping.
+    let header = format!(r#"{{"alg":"{ALGORITHM}","typ":"JWT","kid":"{kid}"}}"#);
     // Serializing `Claims` directly (not through a `Value`) keeps the registered claims first.
     let payload =
         serde_json::to_vec(claims).map_err(|_| TokenError::InvalidClaim { claim: "extra" })?;
-    let token = sign_jws(key, header.as_bytes(), &payload);
+    let mut input = encoding::base64url_encode(header.as_bytes());
+    input.push('.');
+    input.push_str(&encoding::base64url_encode(&payload));
+    if input.len() + 1 + SIGNATURE_B64_LEN > MAX_TOKEN_BYTES {
+        return Err(TokenError::TokenTooLarge {
+            limit_bytes: MAX_TOKEN_BYTES,
+        });
+    }
+    Ok(input)
+}
+
+/// The token made of a [`signing_input`] and the 64-byte Ed25519 signature over it:
+/// `input "." BASE64URL(signature)`. Nothing is verified here: a caller that got the signature
+/// from elsewhere verifies the token (e.g. with [`verify_jws`]) before trusting it.
+pub fn assemble(signing_input: &str, signature: &[u8; 64]) -> Result<String, TokenError> {
+    let mut token = String::with_capacity(signing_input.len() + 1 + SIGNATURE_B64_LEN);
+    token.push_str(signing_input);
+    token.push('.');
+    token.push_str(&encoding::base64url_encode(signature));
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TokenTooLarge {
             limit_bytes: MAX_TOKEN_BYTES,

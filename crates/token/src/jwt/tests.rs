@@ -130,6 +130,61 @@ fn issue_is_deterministic() {
     );
 }
 
+/// The split that lets a key held elsewhere sign: `issue` is exactly the previous one-step
+/// construction (`sign_jws` over our header and the serialized claims), byte for byte, and
+/// `signing_input` + an Ed25519 signature + `assemble` gives the same token.
+#[test]
+fn issue_is_signing_input_then_assemble_byte_for_byte() {
+    let key = signing_key("k1", 1);
+    let token = issue(&key, &claims()).unwrap();
+    let one_step = sign_jws(
+        &key,
+        br#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#,
+        &serde_json::to_vec(&claims()).unwrap(),
+    );
+    assert_eq!(token, one_step);
+    let input = signing_input("k1", &claims()).unwrap();
+    assert!(token.starts_with(&format!("{input}.")));
+    let signature = key.sign(input.as_bytes());
+    assert_eq!(assemble(&input, &signature).unwrap(), token);
+    // What a remote signer's answer must pass before it is trusted.
+    let set = key_set(&[&key]);
+    assert!(check(&token, &set).is_ok());
+    let mut wrong = signature;
+    wrong[0] ^= 1;
+    let forged = assemble(&input, &wrong).unwrap();
+    assert_eq!(
+        verify_jws(&forged, &key.verifying_key()),
+        Err(TokenError::BadSignature)
+    );
+}
+
+#[test]
+fn signing_input_refuses_a_bad_kid_inconsistent_claims_and_oversized_tokens() {
+    assert!(matches!(
+        signing_input("bad kid", &claims()),
+        Err(TokenError::BadKey { .. })
+    ));
+    let mut c = claims();
+    c.exp = c.iat - 1;
+    assert_eq!(
+        signing_input("k1", &c).map_err(|e| e.code()),
+        issue(&signing_key("k1", 1), &c).map_err(|e| e.code())
+    );
+    let mut big = claims();
+    big.features = (0..400).map(|i| format!("feature-{i}")).collect();
+    assert_eq!(
+        signing_input("k1", &big),
+        Err(TokenError::TokenTooLarge {
+            limit_bytes: MAX_TOKEN_BYTES
+        })
+    );
+    // The largest input accepted still assembles into a token within the limit.
+    let input = "a".repeat(MAX_TOKEN_BYTES - 1 - SIGNATURE_B64_LEN);
+    assert_eq!(assemble(&input, &[0; 64]).unwrap().len(), MAX_TOKEN_BYTES);
+    assert!(assemble(&format!("{input}a"), &[0; 64]).is_err());
+}
+
 // --- What verifies -----------------------------------------------------------------------------
 
 #[test]

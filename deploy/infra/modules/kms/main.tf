@@ -1,7 +1,7 @@
 # Cloud KMS for one environment: a key ring holding
 #   - the token signing key (EC_SIGN_ED25519, the EdDSA the app's tokens use), for the issue
 #     "Signing in Cloud KMS: the private key never inside a pod". Only the signer's service
-#     account may sign with it or read its public key; the private key never leaves KMS.
+#     account may sign with it, and it may do nothing else; the private key never leaves KMS.
 #   - the key GKE encrypts Kubernetes Secrets with in etcd (application-layer encryption).
 # Key rings and keys cannot be deleted in Cloud KMS (only their versions destroyed), so both
 # keys refuse `tofu destroy` too.
@@ -45,16 +45,22 @@ resource "google_service_account_iam_member" "signer_workload_identity" {
   member             = "serviceAccount:${var.workload_pool}[${var.signer_kubernetes_service_account}]"
 }
 
-# Authoritative per role on this key: nobody else holds these roles on it through key-level IAM.
-resource "google_kms_crypto_key_iam_binding" "signer" {
-  crypto_key_id = google_kms_crypto_key.signing.id
-  role          = "roles/cloudkms.signer"
-  members       = ["serviceAccount:${google_service_account.signer.email}"]
+# The signer may sign with this key and do nothing else: a custom role holding the one
+# permission asymmetricSign needs (roles/cloudkms.signer would add locations and project reads),
+# bound authoritatively on this key only, so nobody else holds it here through key-level IAM.
+# It cannot read the public key (operators fetch it with their own identity for the JWKS:
+# deploy/README.md, "Signing in Cloud KMS"), list keys, or touch the other key of the ring.
+resource "google_project_iam_custom_role" "token_signer" {
+  project     = var.project_id
+  role_id     = replace("${var.name}_token_signer", "-", "_")
+  title       = "license-edge token signer (${var.name})"
+  description = "cryptoKeyVersions.asymmetricSign on the token-signing key, nothing else."
+  permissions = ["cloudkms.cryptoKeyVersions.useToSign"]
 }
 
-resource "google_kms_crypto_key_iam_binding" "public_key_viewer" {
+resource "google_kms_crypto_key_iam_binding" "signer" {
   crypto_key_id = google_kms_crypto_key.signing.id
-  role          = "roles/cloudkms.publicKeyViewer"
+  role          = google_project_iam_custom_role.token_signer.id
   members       = ["serviceAccount:${google_service_account.signer.email}"]
 }
 
