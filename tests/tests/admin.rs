@@ -480,7 +480,7 @@ async fn every_admin_route_needs_the_admin_token() {
         .into_iter()
         .map(|(m, t)| (m.to_owned(), fill_template(t)))
         .collect();
-    assert_eq!(requests.len(), 23);
+    assert_eq!(requests.len(), 25);
     for (m, p) in [
         ("GET", "/api/v1/admin"),
         ("GET", "/api/v1/admin/"),
