@@ -87,7 +87,7 @@ impl RequestLog {
     /// ([`license_edge::api::log::is_well_formed_request_id`]), else a fresh `req_…` id.
     pub fn begin(component: &'static str, req: &IncomingRequest) -> Self {
         let started_ns = wasi::clocks::monotonic_clock::now();
-        let sent = req.headers().get(&"x-request-id".to_owned());
+        let sent = req.headers().get("x-request-id");
         let texts: Vec<&str> = sent
             .iter()
             .filter_map(|v| std::str::from_utf8(v).ok())
