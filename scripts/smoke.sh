@@ -7,7 +7,7 @@
 #   LICENSE_EDGE_ADMIN_TOKEN=... scripts/smoke.sh URL
 #   scripts/smoke.sh URL ADMIN_TOKEN      (as the pipeline calls it; an argument shows in `ps`)
 #
-# Without an admin token it changes nothing: liveness; readiness, with what it names; the
+# Without an admin token it changes nothing: liveness; readiness (the key-value store); the database check; the
 # public key set and its cache header; acquire answering 401 without a license key; validate
 # refusing a malformed token; the OpenAPI document. With the admin token (from the environment,
 # as licensectl takes it, or as the second argument) it also makes a full round on a temporary
@@ -107,6 +107,9 @@ elif [ -n "$f_checks" ]; then
 else
   fail readiness "$(said)"
 fi
+
+http GET /api/v1/health/db/ ""
+if [ "$status" = 200 ] && [ "$f_status" = ok ]; then ok database "200"; else fail database "$(said)"; fi
 
 http GET /.well-known/jwks.json ""
 keys="${f_keys:-0}"

@@ -113,6 +113,33 @@ pub fn public_keys_text(keys: &[&SigningKey]) -> String {
 /// The real application (`spin.toml`) in the test host, with the variables a test gives and
 /// nothing from the environment. `database_url` also sets `db_host` to match.
 pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&str, &str)]) -> Host {
+    app_builder(database_url, runtime_config, vars)
+        .build()
+        .await
+        .expect("load spin.toml in the test host")
+}
+
+/// The app as [`app`] makes it, with everything its components write to stderr also copied
+/// into the returned log, for tests that read the request log.
+pub async fn app_with_log(
+    database_url: &str,
+    runtime_config: RuntimeConfig,
+    vars: &[(&str, &str)],
+) -> (Host, spin_test_host::ComponentLog) {
+    let log = spin_test_host::ComponentLog::new();
+    let host = app_builder(database_url, runtime_config, vars)
+        .component_log(log.clone())
+        .build()
+        .await
+        .expect("load spin.toml in the test host");
+    (host, log)
+}
+
+fn app_builder(
+    database_url: &str,
+    runtime_config: RuntimeConfig,
+    vars: &[(&str, &str)],
+) -> HostBuilder {
     let host_port = database_url
         .split('@')
         .nth(1)
@@ -131,9 +158,6 @@ pub async fn app(database_url: &str, runtime_config: RuntimeConfig, vars: &[(&st
         builder = builder.variable(k, *v);
     }
     builder
-        .build()
-        .await
-        .expect("load spin.toml in the test host")
 }
 
 /// Writes a manifest serving the test-only probe component at `/probe/...` and `/users/:id`

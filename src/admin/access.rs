@@ -184,6 +184,8 @@ fn needs(endpoint: Endpoint) -> Needs {
         | E::GetLicense
         | E::LicenseSessions
         | E::LicenseAudit
+        | E::LicenseUsage
+        | E::OrganizationUsage
         | E::ListKeys => Needs::Read,
         E::CreateProduct
         | E::CreateLicense

@@ -144,7 +144,7 @@ pub const TIMESTAMP_PATTERN: &str =
     "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-";
 
 /// An RFC 3339 date-time, written with a year in [`TIMESTAMP_YEARS`], as epoch ms.
-fn timestamp(value: &Value, field: &'static str) -> Result<i64, ApiError> {
+pub(crate) fn timestamp(value: &Value, field: &'static str) -> Result<i64, ApiError> {
     let year_ok = |s: &str| {
         s.get(..4)
             .filter(|y| y.bytes().all(|b| b.is_ascii_digit()))

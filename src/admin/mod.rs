@@ -11,7 +11,8 @@
 //! - [`routes`](mod@routes): the route table and request routing;
 //! - [`input`]: request bodies, checked field by field;
 //! - [`rows`]: what the SQL functions answer, and their outcomes as errors;
-//! - [`answers`]: the JSON the API sends back.
+//! - [`answers`]: the JSON the API sends back;
+//! - [`usage`]: the usage figures' range, what the database answers and the answer.
 //!
 //! Query strings, cursors and pagination are the API layer's ([`crate::api::query`]).
 
@@ -20,6 +21,7 @@ pub mod answers;
 pub mod input;
 pub mod routes;
 pub mod rows;
+pub mod usage;
 
 pub use access::*;
 pub use answers::*;

@@ -54,6 +54,10 @@ pub enum Endpoint {
     CreateKey,
     /// `DELETE /keys/{key_id}`
     RevokeKey,
+    /// `GET /licenses/{license_id}/usage`
+    LicenseUsage,
+    /// `GET /organizations/{organization_id}/usage`
+    OrganizationUsage,
 }
 
 /// One method of an admin path.
@@ -121,6 +125,11 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
         operations: &[op("GET", Endpoint::OrganizationAudit, GET_ONE)],
     },
     AdminPath {
+        pattern: "/api/v1/admin/organizations/{organization_id}/usage",
+        methods: &["GET"],
+        operations: &[op("GET", Endpoint::OrganizationUsage, GET_ONE)],
+    },
+    AdminPath {
         pattern: "/api/v1/admin/products",
         methods: &["GET", "POST"],
         operations: &[
@@ -175,6 +184,11 @@ pub const ADMIN_PATHS: &[AdminPath] = &[
         operations: &[op("GET", Endpoint::LicenseAudit, GET_ONE)],
     },
     AdminPath {
+        pattern: "/api/v1/admin/licenses/{license_id}/usage",
+        methods: &["GET"],
+        operations: &[op("GET", Endpoint::LicenseUsage, GET_ONE)],
+    },
+    AdminPath {
         pattern: "/api/v1/admin/sessions/{session_id}",
         methods: &["DELETE"],
         operations: &[op("DELETE", Endpoint::ReleaseSession, RELEASE)],
@@ -225,6 +239,8 @@ pub fn routes() -> impl Iterator<Item = RouteSpec> {
 pub struct Routed {
     /// What is asked.
     pub endpoint: Endpoint,
+    /// The path template that matched (for the request log).
+    pub pattern: &'static str,
     /// The `{parameter}` segment's text, unchecked.
     pub param: Option<String>,
 }
@@ -244,6 +260,7 @@ pub fn route(method: &str, path: &str) -> Result<Routed, ApiError> {
         )?;
         return Ok(Routed {
             endpoint: operation.endpoint,
+            pattern: spec.pattern,
             param,
         });
     }
@@ -316,6 +333,6 @@ mod tests {
                 assert!(o.statuses.contains(&401) && o.statuses.contains(&503));
             }
         }
-        assert_eq!(routes().count(), 23);
+        assert_eq!(routes().count(), 25);
     }
 }

@@ -5,8 +5,10 @@
 //! stable snake_case strings; clients branch on them, so a code never changes meaning.
 //!
 //! Beside the errors: [`request`] (JSON bodies, bearer credentials, optional fields),
+//! [`log`] (the one structured log line per request, and request ids),
 //! [`query`] (query strings, cursors and pagination) and [`routes`] (the public route table).
 
+pub mod log;
 pub mod query;
 pub mod request;
 pub mod routes;

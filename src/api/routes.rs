@@ -32,6 +32,11 @@ pub const PUBLIC_ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/api/v1/health/db/",
+        statuses: &[200, 503],
+    },
+    RouteSpec {
+        method: "GET",
         path: "/api/v1/openapi.json",
         statuses: &[200],
     },

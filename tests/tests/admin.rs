@@ -480,7 +480,7 @@ async fn every_admin_route_needs_the_admin_token() {
         .into_iter()
         .map(|(m, t)| (m.to_owned(), fill_template(t)))
         .collect();
-    assert_eq!(requests.len(), 23);
+    assert_eq!(requests.len(), 25);
     for (m, p) in [
         ("GET", "/api/v1/admin"),
         ("GET", "/api/v1/admin/"),
@@ -1170,7 +1170,8 @@ async fn lists_filter_and_page_with_cursors() {
         .await,
         200,
     );
-    assert_eq!(v, json!({"data": [], "next_cursor": null}));
+    assert_eq!(v["data"], json!([]));
+    assert_eq!(v["next_cursor"], Value::Null);
 }
 
 /// Redis down during a change: PostgreSQL keeps it, the client is told so, and a retry once

@@ -423,6 +423,7 @@ async fn smoke_sh_fails_naming_the_check_when_validate_is_missing() {
     for passing in [
         "liveness",
         "readiness",
+        "database",
         "acquire without a key",
         "openapi",
         "round: acquire",

@@ -277,7 +277,7 @@ async fn every_admin_route_with_another_organizations_ids_answers_404_and_change
         assert_eq!(v["error"]["code"], "not_found", "{method} {path}");
         tried += 1;
     }
-    assert_eq!(tried, 18, "every route that names an id was tried");
+    assert_eq!(tried, 20, "every route that names an id was tried");
     // The other list filter, and the organization list, which shows A alone.
     let r = send(
         &w.host,

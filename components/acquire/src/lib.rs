@@ -11,9 +11,9 @@ mod signer;
 
 use edge_io::db::{self, text_or_null, Row};
 use edge_io::kv::end_session;
+use edge_io::log::{self, RequestLog};
 use edge_io::{
-    allow_methods, error, header, json, new_request_id, normalized_path, now_millis, random16,
-    read_request,
+    allow_methods, error, header, json, normalized_path, now_millis, random16, read_request,
 };
 use license_edge::api::ApiError;
 use license_edge::identity::{acquire_credentials, session_credential, SessionCredential};
@@ -38,25 +38,40 @@ const SESSIONS: &str = "/api/v1/licenses/sessions/";
 
 #[http_component]
 async fn handle(req: IncomingRequest) -> impl IntoResponse {
-    let request_id = new_request_id();
-    read_request(req, MAX_SEAT_BODY)
+    let log = RequestLog::begin("acquire", &req);
+    let request_id = log.request_id();
+    let resp = read_request(req, MAX_SEAT_BODY)
         .await
-        .and_then(|req| route(&req, &request_id))
-        .unwrap_or_else(|e| with_rate_limit(error(&e, &request_id), &e))
+        .and_then(|req| route(&req, request_id))
+        .unwrap_or_else(|e| with_rate_limit(error(&e, request_id), &e));
+    log.finish(resp)
 }
 
 fn route(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let path = normalized_path(req);
     if path == ACQUIRE {
+        log::route(ACQUIRE);
         allow_methods(req, &["POST"])?;
         return acquire(req, request_id);
     }
     let rest = path.strip_prefix(SESSIONS).ok_or(ApiError::NotFound)?;
     let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    if is_session_id(id) {
+        log::session(id);
+    }
     match action {
-        "" => allow_methods(req, &["DELETE"]).and_then(|()| release(req, id)),
-        "heartbeat" => allow_methods(req, &["PATCH"]).and_then(|()| extend(req, id, false)),
-        "borrow" => allow_methods(req, &["POST"]).and_then(|()| extend(req, id, true)),
+        "" => {
+            log::route("/api/v1/licenses/sessions/{session_id}");
+            allow_methods(req, &["DELETE"]).and_then(|()| release(req, id))
+        }
+        "heartbeat" => {
+            log::route("/api/v1/licenses/sessions/{session_id}/heartbeat");
+            allow_methods(req, &["PATCH"]).and_then(|()| extend(req, id, false))
+        }
+        "borrow" => {
+            log::route("/api/v1/licenses/sessions/{session_id}/borrow");
+            allow_methods(req, &["POST"]).and_then(|()| extend(req, id, true))
+        }
         _ => Err(ApiError::NotFound),
     }
 }
@@ -70,7 +85,7 @@ fn with_rate_limit(mut resp: Response, err: &ApiError) -> Response {
 }
 
 fn seat_license(row: &Row) -> Result<SeatLicense, ApiError> {
-    Ok(SeatLicense {
+    let license = SeatLicense {
         id: row.required_text("o_license_id")?,
         organization_id: row.required_text("o_organization_id")?,
         product: row.required_text("o_product")?,
@@ -80,7 +95,10 @@ fn seat_license(row: &Row) -> Result<SeatLicense, ApiError> {
         expires_at: row.int("o_license_expires_at")?,
         lease_seconds: row.count("o_lease_seconds")?,
         offline_grace_seconds: row.count("o_offline_grace_seconds")?,
-    })
+    };
+    log::organization(&license.organization_id);
+    log::license(&license.id);
+    Ok(license)
 }
 
 /// A refused license key: logged with where it came from (the last `spin-client-addr`, which
@@ -143,6 +161,9 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     if outcome == SeatOutcome::UnknownKey {
         return Err(unknown_key(req, "acquire"));
     }
+    if let Ok(Some(license)) = attempt.text("o_license_id") {
+        log::license(&license);
+    }
     let now = attempt.required_int("o_now")?;
     let limit = attempt.count("o_rate_limit")?;
     let reset = attempt.required_int("o_rate_reset_at")?;
@@ -200,6 +221,10 @@ fn seat(
     )?;
     let row = Row::first(&set)?;
     let outcome = row.outcome(SeatOutcome::parse)?;
+    log::license(license_id);
+    if let Ok(Some(org)) = row.text("o_organization_id") {
+        log::organization(&org);
+    }
     match outcome {
         SeatOutcome::NoSeats => Err(ApiError::NoSeatsAvailable {
             max_seats: row.count("o_max_seats")?,
@@ -213,6 +238,7 @@ fn seat(
         SeatOutcome::Created | SeatOutcome::Existing => {
             let license = seat_license(&row)?;
             let session = row.required_text("o_session_id")?;
+            log::session(&session);
             let expires = row.required_int("o_session_expires_at")?;
             let token = session_token(signing, &license, &session, &request.machine_hash, expires)
                 .inspect_err(|_| {

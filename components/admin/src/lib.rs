@@ -18,9 +18,9 @@
 
 use edge_io::db::{self, text_or_null, Row};
 use edge_io::kv::end_session;
+use edge_io::log::{self, RequestLog};
 use edge_io::{
-    error, header, json, method_name, new_request_id, normalized_path, now_millis, random16,
-    random32, read_request,
+    error, header, json, method_name, normalized_path, now_millis, random16, random32, read_request,
 };
 use license_edge::admin::{
     self, audit_event_json, authenticate, created_key_json, created_license_json, from_db,
@@ -48,6 +48,8 @@ use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::{key_value, variables};
 
+mod usage;
+
 /// Rows per round trip of the key-value rebuild.
 const REBUILD_BATCH: i32 = 500;
 /// The rebuild's second pass rereads licenses changed since this long before it started, so
@@ -61,13 +63,24 @@ const SWEEP_BATCHES_PER_CALL: u32 = 8;
 
 #[http_component]
 async fn handle(req: IncomingRequest) -> impl IntoResponse {
-    let request_id = new_request_id();
-    let mut resp = read_request(req, MAX_ADMIN_BODY)
+    let log = RequestLog::begin("admin", &req);
+    let resp = read_request(req, MAX_ADMIN_BODY)
         .await
         .and_then(|req| serve(&req))
-        .unwrap_or_else(|e| error(&e, &request_id));
-    resp.set_header("x-request-id", request_id);
-    resp
+        .unwrap_or_else(|e| error(&e, log.request_id()));
+    log.finish(resp)
+}
+
+/// Notes the route and the id it names in the request log, once the id has an id's shape.
+fn note_route(pattern: &'static str, id: &str) {
+    log::route(pattern);
+    if pattern.contains("{license_id}") && is_id("lic", id) {
+        log::license(id);
+    } else if pattern.contains("{organization_id}") && is_id("org", id) {
+        log::organization(id);
+    } else if pattern.contains("{session_id}") && is_session_id(id) {
+        log::session(id);
+    }
 }
 
 fn serve(req: &Request) -> Result<Response, ApiError> {
@@ -78,6 +91,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
     let credential = authenticate(header(req, "authorization"), &tokens)?;
     let routed = route(method_name(req.method()), &normalized_path(req))?;
     let id = routed.param.as_deref().unwrap_or_default();
+    note_route(routed.pattern, id);
     let now = now_millis();
     let q = req.query();
     // One connection for the request: the caller is stated on it for the audit trail, so every
@@ -87,6 +101,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
     caller.permit(routed.endpoint)?;
     let scope = caller.organization();
     if let Some(org) = scope {
+        log::organization(org);
         confine(conn, org, routed.endpoint, id)?;
     }
     match routed.endpoint {
@@ -113,6 +128,8 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         Endpoint::ListKeys => list_keys(conn, q, id),
         Endpoint::CreateKey => create_key(conn, req, id, &caller, now),
         Endpoint::RevokeKey => revoke_key(conn, q, id, now),
+        Endpoint::LicenseUsage => usage::usage(conn, q, "license", id, now),
+        Endpoint::OrganizationUsage => usage::usage(conn, q, "organization", id, now),
     }
 }
 
@@ -138,6 +155,7 @@ fn identify(conn: &Connection, credential: Credential, now: i64) -> Result<Calle
         return Err(ApiError::Unauthorized);
     }
     let key: KeyAuth = decode(body)?;
+    log::key(&key.id);
     let role = Role::parse(&key.role).ok_or_else(|| {
         eprintln!("admin: key {} has an unknown role", key.id);
         ApiError::Internal
@@ -156,6 +174,7 @@ fn confine(conn: &Connection, org: &str, endpoint: Endpoint, id: &str) -> Result
     let kind = match endpoint {
         Endpoint::GetOrganization
         | Endpoint::OrganizationAudit
+        | Endpoint::OrganizationUsage
         | Endpoint::ListKeys
         | Endpoint::CreateKey => {
             return if id == org {
@@ -173,7 +192,8 @@ fn confine(conn: &Connection, org: &str, endpoint: Endpoint, id: &str) -> Result
         | Endpoint::ReinstateLicense
         | Endpoint::RevokeLicense
         | Endpoint::LicenseSessions
-        | Endpoint::LicenseAudit => "license",
+        | Endpoint::LicenseAudit
+        | Endpoint::LicenseUsage => "license",
         Endpoint::ReleaseSession => "session",
         Endpoint::RevokeKey => "key",
         _ => return Ok(()),

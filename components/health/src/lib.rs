@@ -1,10 +1,11 @@
-//! The `health` component: liveness (touches nothing) and readiness (a key-value round trip and
-//! `SELECT 1` on PostgreSQL), as the service it replaces answered them; and the OpenAPI
-//! document of the whole API (`openapi.json`, embedded at build time; touches nothing).
+//! The `health` component: liveness (touches nothing), readiness (a key-value round trip: what
+//! every component needs; never PostgreSQL, so a database outage does not take validation out
+//! of the load balancer), the database check (`SELECT 1` on PostgreSQL, a route of its own),
+//! and the OpenAPI document of the whole API (`openapi.json`, embedded at build time; touches
+//! nothing).
 
-use edge_io::{
-    allow_methods, error, json, new_request_id, normalized_path, now_millis, read_request,
-};
+use edge_io::log::{self, RequestLog};
+use edge_io::{allow_methods, error, json, normalized_path, now_millis, read_request};
 use license_edge::api::ApiError;
 use license_edge::time::rfc3339_from_millis;
 use serde_json::json;
@@ -17,22 +18,38 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The OpenAPI 3.1 document of the whole API, as kept at the repository root.
 const OPENAPI: &str = include_str!("../../../openapi.json");
 
+const ROUTES: [&str; 4] = [
+    "/api/v1/health",
+    "/api/v1/health/ready",
+    "/api/v1/health/db",
+    "/api/v1/openapi.json",
+];
+
 #[http_component]
 async fn handle(req: IncomingRequest) -> impl IntoResponse {
-    let request_id = new_request_id();
+    let log = RequestLog::begin("health", &req);
     // No route here takes a body: none is kept.
-    let req = match read_request(req, 0).await {
-        Ok(req) => req,
-        Err(e) => return error(&e, &request_id),
+    let resp = match read_request(req, 0).await {
+        Ok(req) => serve(&req).unwrap_or_else(|e| error(&e, log.request_id())),
+        Err(e) => error(&e, log.request_id()),
     };
-    let path = normalized_path(&req);
-    let outcome = match path.as_str() {
-        "/api/v1/health" => allow_methods(&req, &["GET"]).map(|()| liveness()),
-        "/api/v1/health/ready" => allow_methods(&req, &["GET"]).map(|()| readiness()),
-        "/api/v1/openapi.json" => allow_methods(&req, &["GET"]).map(|()| openapi()),
-        _ => Err(ApiError::NotFound),
-    };
-    outcome.unwrap_or_else(|e| error(&e, &request_id))
+    log.finish(resp)
+}
+
+fn serve(req: &spin_sdk::http::Request) -> Result<spin_sdk::http::Response, ApiError> {
+    let path = normalized_path(req);
+    let route = ROUTES
+        .iter()
+        .find(|r| **r == path)
+        .ok_or(ApiError::NotFound)?;
+    log::route(route);
+    allow_methods(req, &["GET"])?;
+    match *route {
+        "/api/v1/health" => Ok(liveness()),
+        "/api/v1/health/ready" => Ok(readiness()),
+        "/api/v1/health/db" => database(),
+        _ => Ok(openapi()),
+    }
 }
 
 fn liveness() -> spin_sdk::http::Response {
@@ -56,51 +73,60 @@ fn openapi() -> spin_sdk::http::Response {
         .build()
 }
 
+/// Readiness: what every component needs, the key-value store (validate answers from it
+/// alone). PostgreSQL is not checked here: a database outage must not take validation out of
+/// the load balancer; `/api/v1/health/db` reports it.
 fn readiness() -> spin_sdk::http::Response {
-    let database = check_database();
     let key_value = check_key_value();
     let checks = json!({
-        "database": if database.is_ok() { "connected" } else { "unavailable" },
         "key_value": if key_value.is_ok() { "connected" } else { "unavailable" },
     });
     let timestamp = rfc3339_from_millis(now_millis());
-    let failures: Vec<String> = [database.err(), key_value.err()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if failures.is_empty() {
-        json(
+    match key_value {
+        Ok(()) => json(
             200,
             &json!({"status": "ready", "timestamp": timestamp, "service": SERVICE, "version": VERSION, "checks": checks}),
-        )
-    } else {
-        json(
-            503,
-            &json!({"status": "not_ready", "timestamp": timestamp, "service": SERVICE, "version": VERSION, "checks": checks, "error": failures.join("; ")}),
-        )
+        ),
+        Err(failure) => {
+            log::code("key_value_unavailable");
+            json(
+                503,
+                &json!({"status": "not_ready", "timestamp": timestamp, "service": SERVICE, "version": VERSION, "checks": checks, "error": failure}),
+            )
+        }
     }
 }
 
-/// `SELECT 1` on the configured database. The returned text names the failing check and its
-/// kind, never the connection string (it may hold a password).
-fn check_database() -> Result<(), String> {
+/// The database check: `SELECT 1` on the configured database; 200, or 503
+/// `database_unavailable` in the error envelope. The failure's detail goes to the log, never
+/// to the client (the connection string may hold a password).
+fn database() -> Result<spin_sdk::http::Response, ApiError> {
     let url = variables::get("database_url").map_err(|e| {
-        eprintln!("readiness: database_url variable: {e}");
-        "database: not configured".to_owned()
+        eprintln!("health: database_url variable: {e}");
+        ApiError::DatabaseUnavailable
     })?;
     let conn = pg4::Connection::open(&url).map_err(|e| {
-        eprintln!("readiness: database open: {e}");
-        "database: connection failed".to_owned()
+        eprintln!("health: database open: {e}");
+        ApiError::DatabaseUnavailable
     })?;
     let rows = conn.query("SELECT 1", &[]).map_err(|e| {
-        eprintln!("readiness: database query: {e}");
-        "database: query failed".to_owned()
+        eprintln!("health: database query: {e}");
+        ApiError::DatabaseUnavailable
     })?;
-    if rows.rows.len() == 1 {
-        Ok(())
-    } else {
-        Err("database: unexpected answer to SELECT 1".to_owned())
+    if rows.rows.len() != 1 {
+        eprintln!("health: SELECT 1 answered {} rows", rows.rows.len());
+        return Err(ApiError::DatabaseUnavailable);
     }
+    Ok(json(
+        200,
+        &json!({
+            "status": "ok",
+            "timestamp": rfc3339_from_millis(now_millis()),
+            "service": SERVICE,
+            "version": VERSION,
+            "checks": {"database": "connected"},
+        }),
+    ))
 }
 
 /// A read of one key in the default store: a full round trip to the backend.

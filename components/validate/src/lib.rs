@@ -3,9 +3,9 @@
 //! sessions. It never touches PostgreSQL (its manifest entry has no outbound host), so it keeps
 //! answering when the database is down. It also serves the public key set as JWKS.
 
+use edge_io::log::{self, RequestLog};
 use edge_io::{
-    allow_methods, error, header, json, json_text, new_request_id, normalized_path, now_millis,
-    read_request,
+    allow_methods, error, header, json, json_text, normalized_path, now_millis, read_request,
 };
 use license_edge::api::ApiError;
 use license_edge::read_model::verify_cache::verify_cached;
@@ -23,21 +23,34 @@ use spin_sdk::{key_value, variables};
 /// this long before tokens are signed with it (see README, key rotation).
 const JWKS_MAX_AGE_S: u32 = 300;
 
+const VALIDATE: &str = "/api/v1/licenses/validate";
+const JWKS: &str = "/.well-known/jwks.json";
+
 #[http_component]
 async fn handle(req: IncomingRequest) -> impl IntoResponse {
-    let request_id = new_request_id();
-    let req = match read_request(req, MAX_VALIDATE_BODY).await {
-        Ok(req) => req,
-        Err(e) => return error(&e, &request_id),
-    };
-    let result = match normalized_path(&req).as_str() {
-        "/api/v1/licenses/validate" => {
-            allow_methods(&req, &["POST"]).and_then(|()| validate(&req, &request_id))
-        }
-        "/.well-known/jwks.json" => allow_methods(&req, &["GET"]).and_then(|()| jwks()),
-        _ => Err(ApiError::NotFound),
-    };
-    result.unwrap_or_else(|e| error(&e, &request_id))
+    let log = RequestLog::begin("validate", &req);
+    let request_id = log.request_id();
+    let result = read_request(req, MAX_VALIDATE_BODY)
+        .await
+        .and_then(|req| match normalized_path(&req).as_str() {
+            VALIDATE => {
+                log::route(VALIDATE);
+                allow_methods(&req, &["POST"]).and_then(|()| validate(&req, request_id))
+            }
+            JWKS => {
+                log::route(JWKS);
+                allow_methods(&req, &["GET"]).and_then(|()| jwks())
+            }
+            _ => Err(ApiError::NotFound),
+        });
+    let resp = result.unwrap_or_else(|e| error(&e, request_id));
+    log.finish(resp)
+}
+
+/// A validation that is not `VALID`, noted in the request log with its code.
+fn refused(code: &str, message: &str, request_id: &str) -> Response {
+    log::code(code);
+    json(200, &invalid_body(code, message, request_id))
 }
 
 /// The public key set. `publish` (the JWKS route) checks every key's point up front; the
@@ -106,18 +119,23 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let checked = match checked {
         Ok(checked) => checked,
         Err(e) => {
-            let body = invalid_body(&token_refusal_code(&e), &e.to_string(), request_id);
-            return Ok(json(200, &body));
+            let code = token_refusal_code(&e);
+            return Ok(refused(&code, &e.to_string(), request_id));
         }
     };
     let claims = checked.verified.claims();
+    if let Some(org) = &claims.org {
+        log::organization(org);
+    }
+    log::license(&claims.sub);
+    log::session(&claims.sid);
     // The product is checked here rather than as the token's audience, so that tokens issued
     // before audiences named the organization keep matching (see `is_for_product`).
     if let Some(product) = &request.product {
         if !is_for_product(claims, product) {
             let e = TokenError::WrongAudience;
-            let body = invalid_body(&token_refusal_code(&e), &e.to_string(), request_id);
-            return Ok(json(200, &body));
+            let code = token_refusal_code(&e);
+            return Ok(refused(&code, &e.to_string(), request_id));
         }
     }
     let store = store.map_err(unavailable)?;
@@ -138,8 +156,11 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
             Err(ApiError::RevocationUnavailable)
         }
         other => Ok(match standing_refusal(other) {
-            Some((code, message)) => json(200, &invalid_body(code, message, request_id)),
-            None => json_text(200, valid_body(claims, request_id)),
+            Some((code, message)) => refused(code, message, request_id),
+            None => {
+                log::code("VALID");
+                json_text(200, valid_body(claims, request_id))
+            }
         }),
     }
 }

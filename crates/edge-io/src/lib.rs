@@ -1,5 +1,6 @@
 //! The edge I/O shared by license-edge's Spin components: HTTP answers here, PostgreSQL in
-//! [`db`], the key-value writes that end a session in [`kv`].
+//! [`db`], the key-value writes that end a session in [`kv`], the one log line per request in
+//! [`log`].
 //!
 //! A component handler parses the request, calls the core, and answers through this crate, so
 //! every component speaks the same envelope. It does not route (Spin routes to components; a
@@ -11,6 +12,7 @@ use spin_sdk::http::{IncomingRequest, Method, Request, Response};
 
 pub mod db;
 pub mod kv;
+pub mod log;
 pub mod outbound;
 
 /// The current time as Unix epoch milliseconds, from the host's wall clock.
@@ -88,9 +90,29 @@ pub fn normalized_path(req: &Request) -> String {
     format!("/{trimmed}")
 }
 
-/// A JSON response with the given status and body.
+/// A JSON response with the given status and body. An object without `meta` gets
+/// `"meta": {"request_id": …}` of the current request ([`log::RequestLog`]), as the error
+/// envelope carries it.
 pub fn json(status: u16, body: &serde_json::Value) -> Response {
-    json_text(status, body.to_string())
+    let text = body.to_string();
+    let text = match (body.as_object(), log::current_request_id()) {
+        (Some(map), Some(id)) if !map.contains_key("meta") => with_meta(text, &id),
+        _ => text,
+    };
+    json_text(status, text)
+}
+
+/// `text`, a serialized JSON object, with `meta.request_id` added as its last member.
+fn with_meta(mut text: String, request_id: &str) -> String {
+    // Invariant: `text` is an object serialized by serde_json, so it ends with `}`.
+    text.pop();
+    if text.len() > 1 {
+        text.push(',');
+    }
+    text.push_str("\"meta\":");
+    text.push_str(&serde_json::json!({ "request_id": request_id }).to_string());
+    text.push('}');
+    text
 }
 
 /// A JSON response from text already serialized, with the same headers as [`json`].
@@ -105,6 +127,7 @@ pub fn json_text(status: u16, body: String) -> Response {
 
 /// The error envelope for `err`, with the status and headers it calls for.
 pub fn error(err: &ApiError, request_id: &str) -> Response {
+    log::code(err.describe().code);
     let (status, body) = error_envelope(err, request_id);
     let mut builder = Response::builder();
     builder

@@ -1,5 +1,5 @@
 //! `licensectl admin`: the admin API from the command line. Organizations, products, licenses,
-//! sessions, the audit trail and the key-value rebuild, each one HTTP call.
+//! sessions, the audit trail, usage figures and the key-value rebuild, each one HTTP call.
 //!
 //! The credential is read from `LICENSE_EDGE_ADMIN_TOKEN`, never from a flag: the operator
 //! token, or an organization API key (`lek_…`), which sees only its organization. Output is a
@@ -43,6 +43,10 @@ enum Command {
     /// The audit trail of a license or an organization, newest first.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Usage figures of a license or an organization: seats in use, peak seats per hour and
+    /// day (as a chart), acquires, refusals by reason, unique machines and users.
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Organization API keys: issue (shown once), list, revoke.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -315,6 +319,41 @@ enum AuditCommand {
         id: String,
         #[command(flatten)]
         page: Page,
+    },
+}
+
+/// The range of a usage report.
+#[derive(Debug, clap::Args)]
+struct UsageRange {
+    /// Start (RFC 3339, taken down to its hour); default: 7 days before `--to`.
+    #[arg(long)]
+    from: Option<String>,
+    /// End (RFC 3339, taken up to the next hour); default: the end of the current hour.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl UsageRange {
+    fn params(&self) -> [(&'static str, Option<String>); 2] {
+        [("from", self.from.clone()), ("to", self.to.clone())]
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UsageCommand {
+    /// A license's usage.
+    License {
+        /// License id (lic_...).
+        id: String,
+        #[command(flatten)]
+        range: UsageRange,
+    },
+    /// An organization's usage, over all its licenses.
+    Org {
+        /// Organization id (org_...).
+        id: String,
+        #[command(flatten)]
+        range: UsageRange,
     },
 }
 
@@ -691,6 +730,18 @@ fn plan(command: Command) -> Call {
             ),
             None,
             show_events,
+        ),
+        Command::Usage(UsageCommand::License { id, range }) => call(
+            "GET",
+            with_query(&format!("{A}/licenses/{id}/usage"), &range.params()),
+            None,
+            crate::usage_chart::show_usage,
+        ),
+        Command::Usage(UsageCommand::Org { id, range }) => call(
+            "GET",
+            with_query(&format!("{A}/organizations/{id}/usage"), &range.params()),
+            None,
+            crate::usage_chart::show_usage,
         ),
         Command::Keys(KeysCommand::Create {
             organization_id,

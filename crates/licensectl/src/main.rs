@@ -20,6 +20,7 @@ mod migrate;
 mod quickstart;
 mod seat;
 mod token;
+mod usage_chart;
 
 use std::process::ExitCode;
 

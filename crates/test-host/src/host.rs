@@ -7,6 +7,7 @@ use crate::outbound::{Address, AllowedHosts};
 use crate::pg::Pools;
 use crate::routes::{RouteMatch, Router};
 use crate::runtime_config::{RuntimeConfig, StoreConfig};
+use crate::stderr::ComponentLog;
 use crate::variables::{ComponentVariables, Variables};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -145,6 +146,7 @@ struct Inner {
     version: String,
     router: Router,
     components: HashMap<String, Loaded>,
+    component_log: Option<ComponentLog>,
 }
 
 /// A loaded application, ready to serve requests. Cheap to clone.
@@ -161,6 +163,7 @@ pub struct HostBuilder {
     variables: BTreeMap<String, String>,
     read_env: bool,
     pg_pool_size: usize,
+    component_log: Option<ComponentLog>,
 }
 
 /// A response collected in full, for tests.
@@ -202,6 +205,7 @@ impl HostBuilder {
             variables: BTreeMap::new(),
             read_env: true,
             pg_pool_size: 4 * cpus,
+            component_log: None,
         }
     }
 
@@ -227,6 +231,13 @@ impl HostBuilder {
     /// The most connections each PostgreSQL pool keeps (default: 4 per CPU, as Spin's pool).
     pub fn pg_pool_size(mut self, size: usize) -> Self {
         self.pg_pool_size = size;
+        self
+    }
+
+    /// Also copies what the components write to stderr into `log` (it still reaches the
+    /// host's stderr, as Spin shows it on its terminal), so a test can read it.
+    pub fn component_log(mut self, log: ComponentLog) -> Self {
+        self.component_log = Some(log);
         self
     }
 
@@ -303,6 +314,7 @@ impl HostBuilder {
                 version: manifest.version,
                 router,
                 components,
+                component_log: self.component_log,
             }),
         })
     }
@@ -506,8 +518,14 @@ impl Host {
         }
         let req = hyper::Request::from_parts(parts, body);
 
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout();
+        match &self.inner.component_log {
+            Some(log) => wasi.stderr(log.clone()),
+            None => wasi.inherit_stderr(),
+        };
         let state = RequestState {
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: OutboundHttp {

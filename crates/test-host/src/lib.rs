@@ -18,9 +18,11 @@ pub mod pg;
 pub mod routes;
 pub mod runtime_config;
 mod spin_impl;
+pub mod stderr;
 pub mod variables;
 
 pub use host::{Host, HostBuilder, TestResponse};
+pub use stderr::ComponentLog;
 
 /// Bindings generated from the WIT inside the `spin-sdk` crate (see build.rs).
 pub mod bindings {
