@@ -7,7 +7,7 @@
 //! validation sees the ended session on the next request.
 
 use edge_io::db::{self, text_or_null, Row};
-use edge_io::kv::end_session;
+use edge_io::kv::{end_session, record_seat};
 use edge_io::{
     allow_methods, error, header, json, new_request_id, normalized_path, now_millis, random16,
     read_request,
@@ -225,6 +225,7 @@ fn seat(
                 &request.machine_hash,
                 expires,
             )?;
+            record_seat(&license.id, &request.machine_hash, &session, expires);
             let active = row.count("o_active_seats").ok();
             let status = if outcome == SeatOutcome::Created {
                 201
@@ -268,6 +269,7 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
             let expires = row.required_int("o_session_expires_at")?;
             let machine = row.required_text("o_machine_hash")?;
             let token = session_token(&key, &issuer, &license, id, &machine, expires)?;
+            record_seat(&license.id, &machine, id, expires);
             Ok(json(
                 200,
                 &granted_body(id, &token, expires, &license, None),
