@@ -15,6 +15,7 @@
 //! - [`outcome`]: the outcomes the database's seat and admin functions answer, as enums;
 //! - [`seats`]: acquire, heartbeat, release and borrow: requests, refusals, claims, answers;
 //! - [`validate`]: the validate request and its answers;
+//! - [`key_validation`]: the validate route's license-key shape: request, rate limit, answers;
 //! - [`admin`]: the admin API's routes, request checks, database rows and answers;
 //! - [`time`]: RFC 3339 timestamps to and from epoch milliseconds.
 
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod api;
 pub mod identity;
+pub mod key_validation;
 pub mod outcome;
 pub mod read_model;
 pub mod seats;

@@ -5,12 +5,13 @@
 //! Keygen and Unkey do; only a malformed request is a 4xx.
 
 use crate::api::{bearer, json_body, optional_string, ApiError, Bearer};
+use crate::key_validation::{parse_key_request, KeyRequest};
 use crate::read_model::Standing;
 use crate::seats::MAX_MACHINE_ID_LEN;
 use crate::time::rfc3339_from_millis;
 use license_edge_token::{Claims, TokenError};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// The largest validate request body (a token is at most 4 KiB; the rest is small).
 pub const MAX_VALIDATE_BODY: usize = 8 * 1024;
@@ -43,11 +44,43 @@ pub fn parse_request(
     authorization: Option<&str>,
 ) -> Result<ValidateRequest, ApiError> {
     let object = json_body(body, content_type, MAX_VALIDATE_BODY)?;
+    token_request(&object, authorization)
+}
+
+/// What a validate request asks: a token's validation, or a license key's (the shape the
+/// replaced service took; see [`crate::key_validation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// `{"token", ...}` or a bearer token.
+    Token(ValidateRequest),
+    /// `{"license_key", "machine_id"?, "action"?}`.
+    Key(KeyRequest),
+}
+
+/// Parses a validate request of either shape: a JSON body with `license_key` is a key
+/// validation (the `Authorization` header is then not read), anything else a token
+/// validation as [`parse_request`] reads it. The body is parsed once.
+pub fn parse_validation(
+    body: &[u8],
+    content_type: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<Validation, ApiError> {
+    let object = json_body(body, content_type, MAX_VALIDATE_BODY)?;
+    if object.contains_key("license_key") {
+        return parse_key_request(&object).map(Validation::Key);
+    }
+    token_request(&object, authorization).map(Validation::Token)
+}
+
+fn token_request(
+    object: &Map<String, Value>,
+    authorization: Option<&str>,
+) -> Result<ValidateRequest, ApiError> {
     // `token` is optional but never null: an explicit null is a missing value, not "no token".
     if object.get("token").is_some_and(Value::is_null) {
         return Err(ApiError::MissingField { field: "token" });
     }
-    let in_body = optional_string(&object, "token", MAX_VALIDATE_BODY)?;
+    let in_body = optional_string(object, "token", MAX_VALIDATE_BODY)?;
     let in_header = match bearer(authorization) {
         Bearer::Absent => None,
         Bearer::Credential(token) => Some(token.to_owned()),
@@ -70,8 +103,8 @@ pub fn parse_request(
     };
     Ok(ValidateRequest {
         token,
-        machine_id: optional_string(&object, "machine_id", MAX_MACHINE_ID_LEN)?,
-        product: optional_string(&object, "product", MAX_PRODUCT_LEN)?,
+        machine_id: optional_string(object, "machine_id", MAX_MACHINE_ID_LEN)?,
+        product: optional_string(object, "product", MAX_PRODUCT_LEN)?,
     })
 }
 
@@ -216,6 +249,29 @@ mod tests {
         assert!(matches!(
             parse(&huge, None),
             Err(ApiError::PayloadTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_body_with_license_key_is_a_key_validation() {
+        let parse = |body: &str, auth| parse_validation(body.as_bytes(), None, auth);
+        assert!(matches!(
+            parse(r#"{"license_key":"k","action":"validate"}"#, None),
+            Ok(Validation::Key(_))
+        ));
+        // The bearer header is not read for a key validation.
+        assert!(matches!(
+            parse(r#"{"license_key":"k"}"#, Some("Basic x")),
+            Ok(Validation::Key(_))
+        ));
+        assert!(matches!(
+            parse(r#"{"token":"t"}"#, None),
+            Ok(Validation::Token(_))
+        ));
+        assert_eq!(parse("{}", None), Err(ApiError::Unauthorized));
+        assert!(matches!(
+            parse(r#"{"license_key":"k","token":"t"}"#, None),
+            Err(ApiError::InvalidField { field: "token", .. })
         ));
     }
 

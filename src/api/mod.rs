@@ -127,6 +127,14 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after_s: u32,
     },
+    /// Too many unknown license keys from this client address in the current window (key
+    /// validation); refused before the key is looked up.
+    KeyGuessesLimited {
+        /// Unknown keys allowed per window.
+        limit: u32,
+        /// Seconds until the window resets.
+        retry_after_s: u32,
+    },
     /// The license does not allow offline borrowing.
     BorrowNotAllowed,
     /// The borrow asked for is longer than the license allows.
@@ -330,6 +338,12 @@ impl ApiError {
                 format!("more than {limit} acquire attempts a minute for this license; retry in {retry_after_s} s"),
                 json!({ "limit": limit, "retry_after_s": retry_after_s }),
             ),
+            ApiError::KeyGuessesLimited { limit, retry_after_s } => (
+                429,
+                "rate_limited",
+                format!("more than {limit} unknown license keys a minute from this address; retry in {retry_after_s} s"),
+                json!({ "limit": limit, "retry_after_s": retry_after_s }),
+            ),
             ApiError::BorrowNotAllowed => (
                 403,
                 "borrow_not_allowed",
@@ -490,6 +504,10 @@ mod tests {
             ApiError::SessionExpired,
             ApiError::SessionBorrowed { borrowed_until: 0 },
             ApiError::RateLimited {
+                limit: 1,
+                retry_after_s: 1,
+            },
+            ApiError::KeyGuessesLimited {
                 limit: 1,
                 retry_after_s: 1,
             },

@@ -43,7 +43,7 @@ pub const PUBLIC_ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "POST",
         path: "/api/v1/licenses/validate/",
-        statuses: &[200, 400, 401, 413, 415, 503],
+        statuses: &[200, 400, 401, 413, 415, 429, 503],
     },
     RouteSpec {
         method: "GET",

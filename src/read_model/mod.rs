@@ -13,6 +13,8 @@
 //!   the session's current token ([`crate::read_model::verify_cache`]). It stands in for the signature
 //!   check and for nothing else: a validation that uses it still reads `lic:` and `sess:`.
 //!   Losing it costs only a signature check.
+//! - `key:{key_hash}`, `key:index` and `seat:{license_id}:{machine_hash}`: what license-key
+//!   validation reads ([`keys`]).
 //!
 //! # Ending a session fails closed
 //!
@@ -40,6 +42,7 @@
 //! run on a schedule) deletes them; nothing else ever does, so Redis must not evict keys
 //! (`maxmemory-policy noeviction`): an evicted marker would bring an ended session back.
 
+pub mod keys;
 pub mod verify_cache;
 
 use serde::{Deserialize, Serialize};

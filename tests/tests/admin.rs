@@ -600,7 +600,11 @@ async fn the_rebuild_restores_validation_after_the_key_value_store_is_flushed() 
     );
     assert_eq!(v["licenses_written"], 2, "{v}");
     assert_eq!(v["sessions_written"], 1, "{v}");
-    assert_eq!(v["entries_written"], 3, "{v}");
+    // Beside them, license-key validation's entries: a key per license, a seat per live
+    // session (tests/tests/key_validation.rs).
+    assert_eq!(v["keys_written"], 2, "{v}");
+    let seats = v["seats_written"].as_u64().unwrap();
+    assert_eq!(v["entries_written"], 3 + 2 + seats, "{v}");
     assert_eq!(w.code(&token_a).await, "VALID");
     assert_eq!(w.code(&token_a2).await, "SESSION_ENDED");
     assert_eq!(w.code(&token_b).await, "LICENSE_SUSPENDED");
@@ -626,7 +630,7 @@ async fn the_rebuild_restores_validation_after_the_key_value_store_is_flushed() 
             .await,
         200,
     );
-    assert_eq!(again["entries_written"], 3);
+    assert_eq!(again["entries_written"], 3 + 2 + seats);
     let state: LicenseState = decode(&kv.get(&license_key(&b.id)).await.unwrap().unwrap()).unwrap();
     assert_eq!(state.status, LicenseStatus::Suspended);
     let mut keys: Vec<String> = kv

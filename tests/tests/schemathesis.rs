@@ -38,7 +38,10 @@
 //!   as an update to a past date ends it), and its pattern bounds the year so that any offset
 //!   stays within the years the API shows;
 //! - validate's body and its `token` are optional, with the bearer scheme as the other way to
-//!   send the token; a request with neither answers 401, a missing credential;
+//!   send the token; a request with neither answers 401, a missing credential. A body with
+//!   `license_key` is the other shape (`oneOf`), a key validation: unknown keys from the one
+//!   address schemathesis sends from soon answer 429, a state of the address (the key-value
+//!   rebuild runs first, so that unknown keys are `NOT_FOUND`, not 503);
 //! - string limits count characters, as JSON Schema does, and `metadata` says it holds no NUL.
 //!
 //! Two rules stay outside JSON Schema and are documented in words: a whole body's size in
@@ -46,7 +49,8 @@
 //! teeth: with a `cursor` schema that says only "string", as the document once did, it fails.
 
 use integration_tests::{
-    admin_license, app, migrated_database, redis_runtime_config, redis_url, root, TEST_ADMIN_TOKEN,
+    admin_license, admin_request, app, migrated_database, redis_runtime_config, redis_url, root,
+    TEST_ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -163,6 +167,10 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
                    "rate_limit_per_minute": 1_000_000}),
         )
         .await;
+        // The key entries' index, so that key validation answers unknown keys `NOT_FOUND`
+        // (without it they are 503 `revocation_unavailable`: the store was never built).
+        let rebuilt = admin_request(&host, "POST", "/api/v1/admin/kv/rebuild", Value::Null).await;
+        assert_eq!(rebuilt.status, 200, "{}", rebuilt.text());
         let public = Run::Public {
             license_key: license.key,
         };

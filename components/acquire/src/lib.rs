@@ -10,7 +10,7 @@
 mod signer;
 
 use edge_io::db::{self, text_or_null, Row};
-use edge_io::kv::end_session;
+use edge_io::kv::{end_session, record_seat};
 use edge_io::log::{self, RequestLog};
 use edge_io::{
     allow_methods, error, header, json, normalized_path, now_millis, random16, read_request,
@@ -248,6 +248,7 @@ fn seat(
                         release_unissued(conn, &session);
                     }
                 })?;
+            record_seat(&license.id, &request.machine_hash, &session, expires);
             let active = row.count("o_active_seats").ok();
             let status = if outcome == SeatOutcome::Created {
                 201
@@ -323,6 +324,7 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
                         undo_extend(&conn, id, undo);
                     }
                 })?;
+            record_seat(&license.id, &machine, id, expires);
             let details = SessionDetails {
                 started_at: row.int("o_started_at")?,
                 last_heartbeat_at: row.int("o_last_heartbeat_at")?,

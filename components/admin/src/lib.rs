@@ -11,10 +11,10 @@
 //! version back and writes again while it is stale (`license_edge::read_model::converge`), so that
 //! two changes whose writes land out of order still leave the store equal to the database. A
 //! key-value failure answers 503 `revocation_unavailable` saying the change is recorded, and a
-//! retry or the rebuild propagates it. A new license is the exception: its entry is written
-//! *before* the row, because the key is shown only once and a 503 after the insert would lose
-//! it; an entry without a row is harmless (no token can name that license) and is removed on
-//! failure.
+//! retry or the rebuild propagates it. A new license is the exception: its entries (`lic:` and
+//! its key's `key:`) are written *before* the row, because the key is shown only once and a 503
+//! after the insert would lose it; entries without a row are harmless (no token can name that
+//! license, and its key was never shown to anyone) and are removed on failure.
 
 use edge_io::db::{self, text_or_null, Row};
 use edge_io::kv::end_session;
@@ -49,6 +49,7 @@ use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::{key_value, variables};
 
 mod usage;
+mod key_entries;
 
 /// Rows per round trip of the key-value rebuild.
 const REBUILD_BATCH: i32 = 500;
@@ -526,6 +527,7 @@ fn create_license(
     }
     let id = new_id("lic", random16());
     let key = new_license_key(random32());
+    let key_hash = license_key_hash(&key);
     // The read-model entry first (see the crate docs): nothing is recorded if it fails.
     // A new row's version is 0 (only updates bump it).
     let entry = encode(&license_state(
@@ -536,6 +538,17 @@ fn create_license(
     ));
     let kv = store()
         .and_then(|s| s.set(&license_key(&id), &entry).map(|()| s))
+        .and_then(|s| match key_entries::write_key(&s, &key_hash, &id) {
+            Ok(()) => Ok(s),
+            Err(e) => {
+                if let Err(kv_err) = s.delete(&license_key(&id)) {
+                    eprintln!(
+                        "admin: could not remove the entry of uncreated license {id}: {kv_err}"
+                    );
+                }
+                Err(e)
+            }
+        })
         .map_err(|e| {
             eprintln!("admin: key-value store failed before creating a license: {e}");
             ApiError::KeyValueUnavailable
@@ -546,7 +559,7 @@ fn create_license(
             "SELECT * FROM le_admin_create_license($1, $2, $3, ($4::text)::jsonb, $5)",
             &[
                 P::Str(id.clone()),
-                P::Str(license_key_hash(&key)),
+                P::Str(key_hash.clone()),
                 P::Str(new.product_id),
                 P::Str(new.fields.to_string()),
                 P::Int64(now),
@@ -556,6 +569,7 @@ fn create_license(
     let body = match result {
         Ok((_, body)) => body,
         Err(e) => {
+            key_entries::remove_key(&kv, &key_hash, &id);
             if let Err(kv_err) = kv.delete(&license_key(&id)) {
                 eprintln!("admin: could not remove the entry of uncreated license {id}: {kv_err}");
             }
@@ -816,6 +830,9 @@ fn rebuild(conn: &Connection, q: &str, started: i64) -> Result<Response, ApiErro
     // Second pass: a change that committed while the first pass ran may have been overwritten
     // by the state read before it; reread whatever changed since shortly before the start.
     let rechecked = rewrite_licenses(conn, &kv, Some(started - REBUILD_RECHECK_MS), started)?;
+    // License-key validation's entries: every key (then `key:index`), every live seat.
+    let keys = key_entries::rebuild_keys(conn, &kv, started)?;
+    let seats = key_entries::rebuild_seats(conn, &kv)?;
     let mut sessions = 0u64;
     let mut after: Option<String> = None;
     loop {
@@ -847,6 +864,8 @@ fn rebuild(conn: &Connection, q: &str, started: i64) -> Result<Response, ApiErro
         "licenses_written": licenses,
         "licenses_rechecked": rechecked,
         "sessions_written": sessions,
+        "keys_written": keys,
+        "seats_written": seats,
     });
     db::execute(
         conn,
@@ -856,6 +875,9 @@ fn rebuild(conn: &Connection, q: &str, started: i64) -> Result<Response, ApiErro
     )?;
     let mut body = rebuild_json(licenses, sessions, started, finished);
     body["licenses_rechecked"] = json!(rechecked);
+    body["keys_written"] = json!(keys);
+    body["seats_written"] = json!(seats);
+    body["entries_written"] = json!(licenses + sessions + keys + seats);
     Ok(json(200, &body))
 }
 
@@ -943,15 +965,23 @@ fn prune(conn: &Connection, req: &Request) -> Result<Response, ApiError> {
 
 // --- The key-value sweep --------------------------------------------------------------------
 
-/// Deletes the `sess:` and `vt:` entries of sessions no token of which can validate any more,
+/// Deletes the `sess:` and `vt:` entries of sessions no token of which can validate any more
+/// (and their machines' `seat:` entries once expired: `key_entries::sweep_seats`),
 /// in expiry order from where the last sweep stopped (kept in PostgreSQL), at most
 /// [`SWEEP_BATCHES_PER_CALL`] batches per request. A key-value failure stops before the
 /// watermark moves, so the next sweep repeats the batch (deleting twice is harmless).
 fn sweep(conn: &Connection, q: &str) -> Result<Response, ApiError> {
     no_query(q)?;
     let kv = store().map_err(kv_failed)?;
+    let now = now_millis();
     let mut swept = 0u64;
+    let mut seats = 0u64;
     let mut until = None;
+    let answer = |swept: u64, until: Option<i64>, seats: u64, more: bool| {
+        let mut body = sweep_json(swept, until, more);
+        body["seat_entries_deleted"] = json!(seats);
+        json(200, &body)
+    };
     for _ in 0..SWEEP_BATCHES_PER_CALL {
         let (_, body) = call(
             conn,
@@ -963,8 +993,9 @@ fn sweep(conn: &Connection, q: &str) -> Result<Response, ApiError> {
             kv.delete(&session_key(id)).map_err(kv_failed)?;
             kv.delete(&verify_cache_key(id)).map_err(kv_failed)?;
         }
+        seats += key_entries::sweep_seats(conn, &kv, &batch.sessions, now)?;
         let Some(cursor) = batch.cursor else {
-            return Ok(json(200, &sweep_json(swept, until, false)));
+            return Ok(answer(swept, until, seats, false));
         };
         call(
             conn,
@@ -974,10 +1005,10 @@ fn sweep(conn: &Connection, q: &str) -> Result<Response, ApiError> {
         swept += batch.sessions.len() as u64;
         until = Some(cursor.at);
         if batch.sessions.len() < SWEEP_BATCH as usize {
-            return Ok(json(200, &sweep_json(swept, until, false)));
+            return Ok(answer(swept, until, seats, false));
         }
     }
-    Ok(json(200, &sweep_json(swept, until, true)))
+    Ok(answer(swept, until, seats, true))
 }
 
 fn kv_failed(e: key_value::Error) -> ApiError {

@@ -1,7 +1,8 @@
 //! The `validate` component: the hot path. Verifies a license token against the public key set
 //! and checks the edge read model (key-value store) for suspension, revocation and ended
 //! sessions. It never touches PostgreSQL (its manifest entry has no outbound host), so it keeps
-//! answering when the database is down. It also serves the public key set as JWKS.
+//! answering when the database is down. It also serves the public key set as JWKS, and
+//! validates license keys sent in the old service's shape (`key.rs`).
 
 use edge_io::log::{self, RequestLog};
 use edge_io::{
@@ -11,8 +12,8 @@ use license_edge::api::ApiError;
 use license_edge::read_model::verify_cache::verify_cached;
 use license_edge::read_model::{license_key, session_key, standing, Standing};
 use license_edge::validate::{
-    invalid_body, is_for_product, parse_request, standing_refusal, token_refusal_code, valid_body,
-    MAX_VALIDATE_BODY,
+    invalid_body, is_for_product, parse_validation, standing_refusal, token_refusal_code,
+    valid_body, Validation, MAX_VALIDATE_BODY,
 };
 use license_edge_token::{KeySet, TokenError, ValidationOptions};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
@@ -22,6 +23,8 @@ use spin_sdk::{key_value, variables};
 /// How long clients and caches may keep the key set. A new key must be published at least
 /// this long before tokens are signed with it (see README, key rotation).
 const JWKS_MAX_AGE_S: u32 = 300;
+
+mod key;
 
 const VALIDATE: &str = "/api/v1/licenses/validate";
 const JWKS: &str = "/.well-known/jwks.json";
@@ -83,11 +86,14 @@ fn jwks() -> Result<Response, ApiError> {
 }
 
 fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
-    let request = parse_request(
+    let request = match parse_validation(
         req.body(),
         header(req, "content-type"),
         header(req, "authorization"),
-    )?;
+    )? {
+        Validation::Token(request) => request,
+        Validation::Key(request) => return Ok(key::validate_key(req, &request, request_id)),
+    };
     let keys = key_set(false)?;
     // Fail closed: a validation that cannot read the issuer it must require answers an error,
     // never a check without it.

@@ -1,5 +1,7 @@
-//! The key-value writes the components share: ending a session in the read model.
+//! The key-value writes the components share: ending a session in the read model, and
+//! recording which machine holds a seat (for license-key validation).
 
+use license_edge::read_model::keys::{seat_key, SeatEntry};
 use license_edge::read_model::{encode, session_key, verify_cache_key, SessionEnded};
 use spin_sdk::key_value::{Error, Store};
 
@@ -17,4 +19,25 @@ pub fn end_session(store: &Store, session_id: &str, marker: &SessionEnded) -> Re
         );
     }
     Ok(())
+}
+
+/// Records in the edge read model that `machine_hash` holds a seat of `license_id` through
+/// `session_id` until `expires_at`, after PostgreSQL granted or extended it (acquire,
+/// heartbeat, borrow), for license-key validation's `NO_SEAT` check
+/// (`license_edge::read_model::keys`). A failure is logged and never fails the grant: the
+/// machine then reads as holding no seat until its next heartbeat, which is the safe side.
+/// A write that lands late cannot seat a released machine: validation also reads the
+/// session's end marker, which release writes fail-closed.
+pub fn record_seat(license_id: &str, machine_hash: &str, session_id: &str, expires_at: i64) {
+    let entry = SeatEntry {
+        session_id: session_id.to_owned(),
+        expires_at,
+    };
+    let written = Store::open_default()
+        .and_then(|store| store.set(&seat_key(license_id, machine_hash), &encode(&entry)));
+    if let Err(e) = written {
+        eprintln!(
+            "session {session_id} holds its seat, but its seat entry was not written (key validation answers NO_SEAT for its machine until the next heartbeat): {e}"
+        );
+    }
 }
