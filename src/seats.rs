@@ -243,9 +243,7 @@ pub fn refusal(outcome: SeatOutcome) -> Option<ApiError> {
         | O::BorrowTooLong
         | O::UserSeatLimit
         | O::Undone
-        | O::Superseded => {
-            ApiError::Internal
-        }
+        | O::Superseded => ApiError::Internal,
     })
 }
 

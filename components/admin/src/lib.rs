@@ -48,8 +48,8 @@ use spin_sdk::http_component;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::{key_value, variables};
 
-mod usage;
 mod key_entries;
+mod usage;
 
 /// Rows per round trip of the key-value rebuild.
 const REBUILD_BATCH: i32 = 500;
