@@ -26,5 +26,6 @@ pub mod identity;
 pub mod outcome;
 pub mod read_model;
 pub mod seats;
+pub mod settings;
 pub mod time;
 pub mod validate;

@@ -25,10 +25,13 @@ use license_edge_oidc::SignedInUser;
 use license_edge_token::{issue, SigningKey};
 use spin_sdk::http::{IncomingRequest, IntoResponse, Request, Response};
 use spin_sdk::http_component;
+use spin_sdk::key_value;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
-use spin_sdk::{key_value, variables};
 
+mod settings;
 mod signin;
+
+use settings::SeatSettings;
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire";
 const SESSIONS: &str = "/api/v1/licenses/sessions/";
@@ -66,24 +69,15 @@ fn with_rate_limit(mut resp: Response, err: &ApiError) -> Response {
     resp
 }
 
-fn signing_key() -> Result<(SigningKey, String), ApiError> {
-    let key = variables::get("signing_key")
-        .map_err(|e| {
-            eprintln!("acquire: signing_key variable: {e}");
-            ApiError::Internal
-        })
-        .and_then(|text| {
-            SigningKey::from_text(&text).map_err(|e| {
-                eprintln!("acquire: signing_key is not a usable key: {e}");
-                ApiError::Internal
-            })
-        })?;
-    // No fallback: a token signed with a guessed issuer would fail validation everywhere.
-    let issuer = variables::get("token_issuer").map_err(|e| {
-        eprintln!("acquire: token_issuer variable: {e}");
+fn signing_key(settings: &SeatSettings) -> Result<(SigningKey, String), ApiError> {
+    let [_, issuer, text] = settings.parts()?;
+    let key = SigningKey::from_text(text).map_err(|e| {
+        eprintln!("acquire: signing_key is not a usable key: {e}");
         ApiError::Internal
     })?;
-    Ok((key, issuer))
+    // No fallback: a token signed with a guessed issuer would fail validation everywhere (an
+    // unreadable `seat_settings` is an error, never an empty issuer).
+    Ok((key, issuer.to_owned()))
 }
 
 fn seat_license(row: &Row) -> Result<SeatLicense, ApiError> {
@@ -140,10 +134,8 @@ fn session_token(
 
 fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
     let request = parse_acquire(req.body(), header(req, "content-type"))?;
-    let credentials = acquire_credentials(
-        header(req, "authorization"),
-        request.license_key.as_deref(),
-    )?;
+    let credentials =
+        acquire_credentials(header(req, "authorization"), request.license_key.as_deref())?;
     let key_hash = credentials.key_hash;
     // The user is checked before anything is written: a refused ID token costs no attempt.
     let user = credentials
@@ -152,8 +144,9 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         .map(signin::signed_in_user)
         .transpose()?;
     // The key is read before the seat is taken: a seat must never be held without a token.
-    let (key, issuer) = signing_key()?;
-    let conn = db::open()?;
+    let settings = SeatSettings::read()?;
+    let (key, issuer) = signing_key(&settings)?;
+    let conn = settings.database()?;
     // Step 1: the key and the rate limit, committed on their own, so that refused attempts
     // never wait for (or hold up) a seat decision.
     let set = db::query(
@@ -290,8 +283,9 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
     } else {
         P::DbNull
     };
-    let (key, issuer) = signing_key()?;
-    let conn = db::open()?;
+    let settings = SeatSettings::read()?;
+    let (key, issuer) = signing_key(&settings)?;
+    let conn = settings.database()?;
     let set = db::query(
         &conn,
         "SELECT * FROM le_extend_as($1, $2, $3, $4::bigint)",
@@ -308,7 +302,9 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
                 started_at: row.int("o_started_at")?,
                 last_heartbeat_at: row.int("o_last_heartbeat_at")?,
                 machine_id: None,
-                user: user.as_ref().map(|u| (u.subject.as_str(), u.email.as_deref())),
+                user: user
+                    .as_ref()
+                    .map(|u| (u.subject.as_str(), u.email.as_deref())),
             };
             let body = granted_body(id, &token, expires, &license, None);
             Ok(json(200, &with_session_details(body, &details)))
@@ -326,7 +322,7 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
     if !is_session_id(id) {
         return Err(ApiError::SessionNotFound);
     }
-    let conn = db::open()?;
+    let conn = SeatSettings::read()?.database()?;
     let set = db::query(
         &conn,
         "SELECT * FROM le_release_as($1, $2, $3)",
