@@ -59,11 +59,9 @@ pub fn acquire_credentials(
         // A key in the body and another credential in the header: which one counts would be a
         // guess.
         (Some(_), _) => Err(ApiError::Unauthorized),
-        (None, Bearer::Credential(token)) if looks_like_jwt(token) => {
-            Err(ApiError::MissingField {
-                field: "license_key",
-            })
-        }
+        (None, Bearer::Credential(token)) if looks_like_jwt(token) => Err(ApiError::MissingField {
+            field: "license_key",
+        }),
         (None, Bearer::Credential(key)) => Ok(AcquireCredentials {
             key_hash: key_hash(key)?,
             id_token: None,

@@ -403,11 +403,17 @@ mod tests {
         assert_eq!(same.machine_hash, r.machine_hash);
         assert!(matches!(
             parse_acquire(br#"{"hardware_id":"a","machine_id":"b"}"#, None),
-            Err(ApiError::InvalidField { field: "hardware_id", .. })
+            Err(ApiError::InvalidField {
+                field: "hardware_id",
+                ..
+            })
         ));
         assert!(matches!(
             parse_acquire(br#"{"license_key":5,"machine_id":"b"}"#, None),
-            Err(ApiError::InvalidField { field: "license_key", .. })
+            Err(ApiError::InvalidField {
+                field: "license_key",
+                ..
+            })
         ));
         let body = with_session_details(
             json!({"session_id": "ses_1"}),

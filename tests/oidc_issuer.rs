@@ -85,7 +85,9 @@ fn now_s() -> i64 {
 impl Issuer {
     /// Starts an issuer publishing one key (`kid-0`), with `Cache-Control: max-age=3600`.
     pub async fn start(project: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             published: vec![("kid-0".into(), rsa_key(0))],

@@ -197,7 +197,12 @@ async fn a_product_that_requires_sign_in_refuses_the_key_alone_and_other_users()
     let (license_id, key) = license(&w.host, true, json!({})).await;
 
     let r = key_acquire(&w.host, &key, "m1").await;
-    assert_eq!((r.status, code(&r).as_str()), (401, "sign_in_required"), "{}", r.text());
+    assert_eq!(
+        (r.status, code(&r).as_str()),
+        (401, "sign_in_required"),
+        "{}",
+        r.text()
+    );
     assert_eq!(session_rows(&w.db, &license_id).await, 0);
 
     let r = old_acquire(&w.host, &w.issuer.token("alice"), &key, "m1").await;
@@ -207,7 +212,12 @@ async fn a_product_that_requires_sign_in_refuses_the_key_alone_and_other_users()
 
     // The license key alone may not keep a signed-in seat alive, nor end it.
     let r = session_call(&w.host, "PATCH", &heartbeat, &key).await;
-    assert_eq!((r.status, code(&r).as_str()), (401, "sign_in_required"), "{}", r.text());
+    assert_eq!(
+        (r.status, code(&r).as_str()),
+        (401, "sign_in_required"),
+        "{}",
+        r.text()
+    );
     let r = session_call(
         &w.host,
         "DELETE",
@@ -215,11 +225,21 @@ async fn a_product_that_requires_sign_in_refuses_the_key_alone_and_other_users()
         &key,
     )
     .await;
-    assert_eq!((r.status, code(&r).as_str()), (401, "sign_in_required"), "{}", r.text());
+    assert_eq!(
+        (r.status, code(&r).as_str()),
+        (401, "sign_in_required"),
+        "{}",
+        r.text()
+    );
     // Another user's ID token finds no such session (as for one that does not exist).
     let bob = w.issuer.token("bob");
     let r = session_call(&w.host, "PATCH", &heartbeat, &bob).await;
-    assert_eq!((r.status, code(&r).as_str()), (404, "session_not_found"), "{}", r.text());
+    assert_eq!(
+        (r.status, code(&r).as_str()),
+        (404, "session_not_found"),
+        "{}",
+        r.text()
+    );
     let r = session_call(
         &w.host,
         "DELETE",
@@ -243,7 +263,12 @@ async fn a_product_that_requires_sign_in_refuses_the_key_alone_and_other_users()
         )
         .await
         .unwrap();
-    assert_eq!((r.status, code(&r).as_str()), (400, "missing_field"), "{}", r.text());
+    assert_eq!(
+        (r.status, code(&r).as_str()),
+        (400, "missing_field"),
+        "{}",
+        r.text()
+    );
     let keyed = format!("Bearer {key}");
     let r = w
         .host
@@ -303,13 +328,21 @@ async fn refused_id_tokens_write_nothing() {
         (none, "algorithm_not_allowed"),
         (hs, "algorithm_not_allowed"),
         (forged, "bad_signature"),
-        (i.token_with(2, "kid-unknown", &i.claims("u")), "unknown_key"),
+        (
+            i.token_with(2, "kid-unknown", &i.claims("u")),
+            "unknown_key",
+        ),
     ];
     for (token, reason) in cases {
         let r = old_acquire(&w.host, &token, &key, "m").await;
         assert_eq!(r.status, 401, "{reason}: {}", r.text());
         assert_eq!(code(&r), "invalid_id_token", "{reason}");
-        assert_eq!(r.json()["error"]["details"]["reason"], reason, "{}", r.text());
+        assert_eq!(
+            r.json()["error"]["details"]["reason"],
+            reason,
+            "{}",
+            r.text()
+        );
     }
     assert_eq!(session_rows(&w.db, &license_id).await, 0);
     // Refused before the rate limit: no attempt was counted either.

@@ -84,7 +84,8 @@ impl CachedKeySet {
 
     /// Whether an unknown `kid` may fetch the set again now.
     pub fn may_refetch(&self, now_ms: i64) -> bool {
-        now_ms.saturating_sub(self.fetched_at) >= MIN_REFETCH_INTERVAL_MS || now_ms < self.fetched_at
+        now_ms.saturating_sub(self.fetched_at) >= MIN_REFETCH_INTERVAL_MS
+            || now_ms < self.fetched_at
     }
 
     /// Whether it may stand in when the issuer cannot be reached.
@@ -131,7 +132,10 @@ mod tests {
         assert!(!set.is_fresh(1_060_000));
         assert!(!set.may_refetch(1_000_999));
         assert!(set.may_refetch(1_001_000));
-        assert!(set.may_refetch(999_000), "a clock that went back must not lock the set in");
+        assert!(
+            set.may_refetch(999_000),
+            "a clock that went back must not lock the set in"
+        );
         assert!(set.usable_when_issuer_down(1_060_000 + STALE_IF_ERROR_MS - 1));
         assert!(!set.usable_when_issuer_down(1_060_000 + STALE_IF_ERROR_MS));
         assert_ne!(cache_key("https://a/jwks"), cache_key("https://b/jwks"));

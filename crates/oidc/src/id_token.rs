@@ -253,7 +253,10 @@ pub(crate) mod tests {
         assert_eq!(check(&sign(&header(), &c)), Err(IdTokenError::WrongIssuer));
         let mut c = claims();
         c["aud"] = json!("other");
-        assert_eq!(check(&sign(&header(), &c)), Err(IdTokenError::WrongAudience));
+        assert_eq!(
+            check(&sign(&header(), &c)),
+            Err(IdTokenError::WrongAudience)
+        );
         let mut c = claims();
         c["sub"] = json!("");
         assert_eq!(check(&sign(&header(), &c)), Err(IdTokenError::NoSubject));
@@ -270,10 +273,16 @@ pub(crate) mod tests {
         assert_eq!(check(&sign(&header(), &c)), Err(IdTokenError::Expired));
         let mut c = claims();
         c["iat"] = json!(NOW + ID_TOKEN_LEEWAY_S + 1);
-        assert_eq!(check(&sign(&header(), &c)), Err(IdTokenError::IssuedInFuture));
+        assert_eq!(
+            check(&sign(&header(), &c)),
+            Err(IdTokenError::IssuedInFuture)
+        );
         let mut c = claims();
         c["auth_time"] = json!(NOW + ID_TOKEN_LEEWAY_S + 1);
-        assert_eq!(check(&sign(&header(), &c)), Err(IdTokenError::IssuedInFuture));
+        assert_eq!(
+            check(&sign(&header(), &c)),
+            Err(IdTokenError::IssuedInFuture)
+        );
     }
 
     #[test]
@@ -310,7 +319,13 @@ pub(crate) mod tests {
         let sig = base64url_decode(token.rsplit('.').next().unwrap()).unwrap();
         let truncated = format!("{input}.{}", base64url_encode(&sig[..sig.len() - 1]));
         assert_eq!(check(&truncated), Err(IdTokenError::BadSignature));
-        for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"a".repeat(MAX_ID_TOKEN_LEN + 1)] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.!!",
+            &"a".repeat(MAX_ID_TOKEN_LEN + 1),
+        ] {
             assert_eq!(check(bad), Err(IdTokenError::Malformed), "{bad:.20}");
         }
         assert_eq!(header_kid(&token).as_deref(), Some("k1"));

@@ -56,11 +56,7 @@ impl IssuerKeys {
             .get("keys")
             .and_then(Value::as_array)
             .ok_or(JwksError::Malformed)?;
-        let keys: Vec<IssuerKey> = list
-            .iter()
-            .take(MAX_KEYS)
-            .filter_map(usable_key)
-            .collect();
+        let keys: Vec<IssuerKey> = list.iter().take(MAX_KEYS).filter_map(usable_key).collect();
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey);
         }
@@ -114,7 +110,8 @@ mod tests {
         let mut es = good.clone();
         es["alg"] = "ES256".into();
         es["kid"] = "es".into();
-        let ec = serde_json::json!({"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"});
+        let ec =
+            serde_json::json!({"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"});
         let body = serde_json::json!({ "keys": [ec, enc, es, good] }).to_string();
         let keys = IssuerKeys::from_jwks(body.as_bytes()).unwrap();
         assert_eq!(keys.kids().collect::<Vec<_>>(), ["k1"]);

@@ -43,7 +43,10 @@ mod tests {
         assert!(!looks_like_jwt("a.b"));
         assert!(!looks_like_jwt("a.b.c.d"));
         assert!(!looks_like_jwt("a..c"));
-        assert!(looks_like_jwt("a.b."), "an alg:none token is checked, then refused");
+        assert!(
+            looks_like_jwt("a.b."),
+            "an alg:none token is checked, then refused"
+        );
         assert!(!looks_like_jwt("a.b+.c"));
     }
 }
