@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# Measures the app on a real Spin CLI (`spin up`), the way users run it, with wrk over loopback.
-# Prints Markdown rows for BENCHMARKS.md; nothing asserts a timing.
+# Measures the app on a real Spin CLI (`spin up`), the way users run it, and on the project's
+# test host (`spin-test-host`, optimised build) serving the same spin.toml, components, database
+# and Redis, side by side in one run, with wrk over loopback. Prints Markdown for BENCHMARKS.md;
+# nothing asserts a timing.
 #
-#   routes: validations per second, and acquire + release cycles per second, at 1, 16 and 64
-#           connections.
+#   routes: health, validate (one valid token, the verified-token cache on) and acquire +
+#           release cycles, on Spin then on the test host, at each connection count of
+#           $LE_BENCH_CONNECTIONS (default "64"): a 3 s unmeasured warm-up, then the measured
+#           row. Beside each row: test host / Spin, and on Spin the route / Spin's own health
+#           and the route / the old Django service (the issue's fixed figures, measured on this
+#           machine before: health 2,121 req/s, validate 1,080, acquire + release 148 cycles/s
+#           at 64 connections; that service is not available here). The load average is printed
+#           before and after each host's rows.
 #   scale:  acquire + release cycles at 32 connections on ONE license that already holds N live
 #           sessions (N = 1, 1,000, 10,000, 50,000), beside the same work spread over 32
-#           licenses (one per connection), measured first and last.
+#           licenses (one per connection), measured first and last. Spin only.
 #   fleet:  the scale table again on a database that also holds 1,000,000 licenses,
 #           10,000,000 ended sessions and 10,000,000 audit events (scripts/fleet.sql), then the
 #           plan of every statement the hot functions run there (auto_explain, nested).
 #
-# Usage: scripts/bench-spin.sh [routes|scale|fleet] [seconds per row, default 10]
+# Usage: scripts/bench-spin.sh [routes|scale|fleet] [seconds per row, default 12]
+#        (scripts/bench.sh hosts runs `routes`)
 # Needs: spin (../shared/tools/spin/install.sh on these machines), wrk (apt-get install wrk),
 # psql, PostgreSQL and Redis reachable at $DATABASE_SERVER (default
 # postgres://postgres@127.0.0.1:5432) and $REDIS_URL (default redis://127.0.0.1:6379). It makes a
 # fresh database of its own there and drops it at the end; the Redis keys it writes are those of
-# that database's licenses and sessions only.
+# that database's licenses and sessions only. LE_BENCH_HOSTS="spin" (or "test-host") measures one
+# host only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-routes}"
-SECONDS_PER_ROW="${2:-10}"
+SECONDS_PER_ROW="${2:-12}"
+CONNECTIONS="${LE_BENCH_CONNECTIONS:-64}"
+HOSTS="${LE_BENCH_HOSTS:-spin test-host}"
 case "$MODE" in routes | scale | fleet) ;; *) echo "usage: scripts/bench-spin.sh [routes|scale|fleet] [seconds]" >&2; exit 2 ;; esac
 DATABASE_SERVER="${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
@@ -34,9 +46,11 @@ authority="${DATABASE_SERVER#*://}"; authority="${authority#*@}"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 work="$(mktemp -d /tmp/le-bench-spin.XXXXXX)"
 spin_pid=""
+host_pid=""
 cleanup() {
   set +e
   [ -n "$spin_pid" ] && kill "$spin_pid" 2>/dev/null && wait "$spin_pid" 2>/dev/null
+  [ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null
   psql "$DATABASE_SERVER/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
   [ "${LE_KEEP_LOG:-}" = 1 ] && tail -20 "$work/spin.log" >&2
   rm -rf "$work"
@@ -47,6 +61,10 @@ cargo build -q --release --target wasm32-wasip2 \
   -p component-health -p component-validate -p component-acquire -p component-admin
 cargo build -q -p licensectl
 ctl=./target/debug/licensectl
+if [ "$MODE" = routes ] && [[ " $HOSTS " == *" test-host "* ]]; then
+  # The benchmarks' optimised profile (Cargo.toml: `bench`), as scripts/bench.sh measures it.
+  cargo build -q --profile bench -p spin-test-host
+fi
 psql "$DATABASE_SERVER/postgres" -qc "CREATE DATABASE $db" >/dev/null
 "$ctl" migrate --database-url "$DATABASE_URL" >/dev/null
 "$ctl" keygen --kid bench --out "$work/signing.key" >/dev/null
@@ -57,21 +75,34 @@ type = "redis"
 url = "$REDIS_URL"
 EOF
 
-SPIN_VARIABLE_DATABASE_URL="$DATABASE_URL" \
-SPIN_VARIABLE_DB_HOST="$authority" \
-SPIN_VARIABLE_SIGNING_KEY="$(cat "$work/signing.key")" \
-SPIN_VARIABLE_PUBLIC_KEYS="$("$ctl" jwks --text "$work/signing.key")" \
-SPIN_VARIABLE_ADMIN_TOKEN="$admin_token" \
-SPIN_VARIABLE_VERIFY_CACHE_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
-RUST_LOG=off \
-  spin up --listen "127.0.0.1:$port" --runtime-config-file "$work/runtime.toml" \
+export SPIN_VARIABLE_DATABASE_URL="$DATABASE_URL"
+export SPIN_VARIABLE_DB_HOST="$authority"
+export SPIN_VARIABLE_SIGNING_KEY="$(cat "$work/signing.key")"
+export SPIN_VARIABLE_PUBLIC_KEYS="$("$ctl" jwks --text "$work/signing.key")"
+export SPIN_VARIABLE_ADMIN_TOKEN="$admin_token"
+export SPIN_VARIABLE_VERIFY_CACHE_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+RUST_LOG=off spin up --listen "127.0.0.1:$port" --runtime-config-file "$work/runtime.toml" \
   >"$work/spin.log" 2>&1 &
 spin_pid=$!
 base="http://127.0.0.1:$port"
-for _ in $(seq 100); do
-  curl -fsS "$base/api/v1/health/" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+wait_for() { # base-url
+  for _ in $(seq 150); do
+    curl -fsS "$1/api/v1/health/" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "bench-spin: nothing answers at $1" >&2
+  return 1
+}
+wait_for "$base"
+declare -A url_of=([spin]="$base")
+if [ "$MODE" = routes ] && [[ " $HOSTS " == *" test-host "* ]]; then
+  host_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  ./target/release/spin-test-host --listen "127.0.0.1:$host_port" \
+    --runtime-config-file "$work/runtime.toml" >"$work/test-host.log" 2>&1 &
+  host_pid=$!
+  url_of[test-host]="http://127.0.0.1:$host_port"
+  wait_for "${url_of[test-host]}"
+fi
 
 export LICENSE_EDGE_ADMIN_TOKEN="$admin_token"
 admin() { "$ctl" admin --url "$base" --json "$@"; }
@@ -210,18 +241,89 @@ EOF
   exit 0
 fi
 
-echo "| route | connections | requests | per second | p50 | p99 | errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for c in 1 16 64; do
-  for what in validate cycle; do
-    if [ "$what" = validate ]; then path=/api/v1/licenses/validate/; else path=/; fi
-    out="$(run "$what.lua" "$c" "$path")"
-    if [ "$what" = cycle ]; then
-      row "acquire+release (cycles: half the requests)" "$c" "$out"
-    else
-      read -r _ reqs rate p50 p99 <<<"$(grep ROW <<<"$out")"
-      printf '| validate | %d | %s | %s | %s µs | %s µs | %s |\n' "$c" "$reqs" \
-        "$(python3 -c "print(f'{$rate:,.0f}')")" "$p50" "$p99" "$(grep ERRORS <<<"$out" | cut -d' ' -f2)"
-    fi
+cat > "$work/health.lua" <<'EOF'
+done = function(summary, latency, requests)
+  io.write(string.format("ROW %d %.1f %d %d\n", summary.requests,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99)))
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("ERRORS %d\n", bad))
+end
+EOF
+
+# One measured row: a 3 s warm-up on the same route, then the row. Prints "rate p50 p99 errors"
+# (rate in requests per second; latencies in microseconds).
+measure() { # host script connections path
+  wrk -t1 -c"$3" -d3s -s "$work/$2" "${url_of[$1]}$4" >/dev/null 2>&1 || true
+  local out rate p50 p99
+  out="$(wrk -t1 -c"$3" -d"${SECONDS_PER_ROW}s" --latency -s "$work/$2" "${url_of[$1]}$4" 2>&1 | grep -E '^(ROW|ERRORS)')"
+  read -r _ _ rate p50 p99 <<<"$(grep ROW <<<"$out")"
+  echo "$rate $p50 $p99 $(grep ERRORS <<<"$out" | cut -d' ' -f2)"
+}
+load() { cut -d' ' -f1 /proc/loadavg; }
+ms() { python3 -c "print(f'{$1/1000:.1f}')"; }
+
+echo "Component sizes (bytes): $(for c in health validate acquire admin; do
+  printf '%s %s, ' "$c" "$(stat -c %s "target/wasm32-wasip2/release/component_$c.wasm")"; done | sed 's/, $//')"
+echo
+declare -A rate p50 p99 errors
+declare -A old_rate=([health]=2121 [validate]=1080 [cycle]=148)
+for c in $CONNECTIONS; do
+  for host in $HOSTS; do
+    before="$(load)"
+    for what in health validate cycle; do
+      case "$what" in
+        health) path=/api/v1/health/ ;;
+        validate) path=/api/v1/licenses/validate/ ;;
+        cycle) path=/ ;;
+      esac
+      read -r r a b e <<<"$(measure "$host" "$what.lua" "$c" "$path")"
+      # A cycle is two requests: its rate is half the requests'.
+      [ "$what" = cycle ] && r="$(python3 -c "print($r/2)")"
+      rate[$host.$what.$c]="$r"; p50[$host.$what.$c]="$a"; p99[$host.$what.$c]="$b"; errors[$host.$what.$c]="$e"
+    done
+    echo "load average (1 min) on $host at $c connections: $before before, $(load) after"
   done
 done
+cell() { # key
+  if [ -n "${rate[$1]:-}" ]; then python3 -c "print(f'{${rate[$1]}:,.0f}')"; else echo "-"; fi
+}
+lat() { if [ -n "${p50[$1]:-}" ]; then echo "$(ms "${p50[$1]}") / $(ms "${p99[$1]}") ms"; else echo "-"; fi; }
+ratio() { # numerator-key denominator-key
+  if [ -n "${rate[$1]:-}" ] && [ -n "${rate[$2]:-}" ]; then python3 -c "print(f'{${rate[$1]}/${rate[$2]}:.2f}x')"; else echo "-"; fi
+}
+echo
+echo "| route | connections | Spin: per second | Spin: p50 / p99 | test host: per second | test host: p50 / p99 | test host / Spin | Spin: route / Spin's health | Spin / old service | errors (Spin, test host) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in $CONNECTIONS; do
+  for what in health validate cycle; do
+    label="$what"; [ "$what" = cycle ] && label="acquire+release (cycles; latency per request)"
+    s="spin.$what.$c"; t="test-host.$what.$c"
+    vs_old="-"
+    if [ -n "${rate[$s]:-}" ] && [ "$c" = 64 ]; then
+      vs_old="$(python3 -c "print(f'{${rate[$s]}/${old_rate[$what]}:.2f}x')")"
+    fi
+    echo "| $label | $c | $(cell "$s") | $(lat "$s") | $(cell "$t") | $(lat "$t") | $(ratio "$t" "$s") | $(ratio "$s" "spin.health.$c") | $vs_old | ${errors[$s]:--}, ${errors[$t]:--} |"
+  done
+done
+
+# LE_BENCH_PERF=1: where Spin's CPU goes under validate load (64 connections, 8 s, not one of the
+# rows above), by shared object and then by symbol, with `perf` (Debian's linux-perf). Spin's
+# release binary is stripped, so its own code shows as one object; the components' compiled
+# code is anonymous executable memory.
+if [ "${LE_BENCH_PERF:-}" = 1 ] && [ -n "$spin_pid" ] && command -v perf >/dev/null; then
+  worker="$(pgrep -P "$spin_pid" | head -1)"
+  wrk -t1 -c64 -d12s -s "$work/validate.lua" "${url_of[spin]}/api/v1/licenses/validate/" >/dev/null 2>&1 &
+  wrk_pid=$!
+  sleep 2
+  perf record -q -F 999 -g -p "$spin_pid${worker:+,$worker}" -o "$work/perf.data" -- sleep 8 >/dev/null 2>&1 || true
+  wait "$wrk_pid" || true
+  echo
+  echo "Spin under validate load, CPU by object (perf, 8 s, 64 connections):"
+  echo '```'
+  perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12
+  echo '```'
+  echo "and by symbol (top 25):"
+  echo '```'
+  perf report -i "$work/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -25 | cut -c1-140
+  echo '```'
+fi

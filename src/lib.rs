@@ -28,5 +28,6 @@ pub mod key_validation;
 pub mod outcome;
 pub mod read_model;
 pub mod seats;
+pub mod settings;
 pub mod time;
 pub mod validate;

@@ -987,8 +987,8 @@ async fn validate_fails_closed_without_its_issuer() {
     let manifest = std::fs::read_to_string(root().join("spin.toml")).unwrap();
     let without = manifest
         .replace(
-            "[component.validate.variables]\npublic_keys = \"{{ public_keys }}\"\ntoken_issuer = \"{{ token_issuer }}\"\n",
-            "[component.validate.variables]\npublic_keys = \"{{ public_keys }}\"\n",
+            "validate_settings = \"{{ token_issuer }}\\n{{ verify_cache_key }}",
+            "validate_settings = \"{{ verify_cache_key }}",
         )
         .replace(
             "source = \"target/",

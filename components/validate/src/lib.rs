@@ -11,6 +11,7 @@ use edge_io::{
 use license_edge::api::ApiError;
 use license_edge::read_model::verify_cache::verify_cached;
 use license_edge::read_model::{license_key, session_key, standing, Standing};
+use license_edge::settings::lines;
 use license_edge::validate::{
     invalid_body, is_for_product, parse_validation, standing_refusal, token_refusal_code,
     valid_body, Validation, MAX_VALIDATE_BODY,
@@ -56,27 +57,48 @@ fn refused(code: &str, message: &str, request_id: &str) -> Response {
     json(200, &invalid_body(code, message, request_id))
 }
 
-/// The public key set. `publish` (the JWKS route) checks every key's point up front; the
-/// validate route defers that to verification, so a request that uses the verified-token cache
-/// pays no curve arithmetic at all (see `KeySet::from_text_deferring_point_checks`).
-fn key_set(publish: bool) -> Result<KeySet, ApiError> {
-    let text = variables::get("public_keys").map_err(|e| {
-        eprintln!("validate: public_keys variable: {e}");
-        ApiError::Internal
-    })?;
-    let parsed = if publish {
-        KeySet::from_text(&text)
-    } else {
-        KeySet::from_text_deferring_point_checks(&text)
-    };
-    parsed.map_err(|e| {
-        eprintln!("validate: public_keys is not a usable key set: {e}");
-        ApiError::Internal
-    })
+/// What validate reads per request, from its one `validate_settings` variable (one host call
+/// instead of three: `license_edge::settings`).
+struct Settings {
+    text: String,
+}
+
+impl Settings {
+    fn read() -> Result<Self, ApiError> {
+        let text = variables::get("validate_settings").map_err(|e| {
+            eprintln!("validate: validate_settings variable: {e}");
+            ApiError::Internal
+        })?;
+        Ok(Settings { text })
+    }
+
+    /// `[token_issuer, verify_cache_key, public_keys]`.
+    fn parts(&self) -> Result<[&str; 3], ApiError> {
+        lines::<3>(&self.text).ok_or_else(|| {
+            eprintln!("validate: validate_settings is not token_issuer, verify_cache_key and public_keys, one a line");
+            ApiError::Internal
+        })
+    }
+
+    /// The public key set. `publish` (the JWKS route) checks every key's point up front; the
+    /// validate route defers that to verification, so a request that uses the verified-token
+    /// cache pays no curve arithmetic at all (see `KeySet::from_text_deferring_point_checks`).
+    fn key_set(&self, publish: bool) -> Result<KeySet, ApiError> {
+        let [_, _, text] = self.parts()?;
+        let parsed = if publish {
+            KeySet::from_text(text)
+        } else {
+            KeySet::from_text_deferring_point_checks(text)
+        };
+        parsed.map_err(|e| {
+            eprintln!("validate: public_keys is not a usable key set: {e}");
+            ApiError::Internal
+        })
+    }
 }
 
 fn jwks() -> Result<Response, ApiError> {
-    let keys = key_set(true)?;
+    let keys = Settings::read()?.key_set(true)?;
     Ok(Response::builder()
         .status(200)
         .header("content-type", "application/json")
@@ -94,27 +116,25 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         Validation::Token(request) => request,
         Validation::Key(request) => return Ok(key::validate_key(req, &request, request_id)),
     };
-    let keys = key_set(false)?;
+    let settings = Settings::read()?;
+    let keys = settings.key_set(false)?;
     // Fail closed: a validation that cannot read the issuer it must require answers an error,
-    // never a check without it.
-    let issuer = variables::get("token_issuer").map_err(|e| {
-        eprintln!("validate: token_issuer variable: {e}");
-        ApiError::Internal
-    })?;
-    let policy = ValidationOptions::new().with_issuer(issuer);
+    // never a check without it (an unreadable `validate_settings` is an error above).
+    let [issuer, cache_secret, _] = settings.parts()?;
+    let policy = ValidationOptions::new().with_issuer(issuer.to_owned());
     let now_ms = now_millis();
-    // The store is opened up front for the verified-token cache, but a store failure only
-    // matters once a token has verified: a refused token is answered without it.
-    let store = key_value::Store::open_default();
-    let cache_secret = variables::get("verify_cache_key").ok();
+    // The store is opened when first needed: for the verified-token cache once the token has
+    // parsed, else after it verified. A refused token is answered without it (and on Spin,
+    // whose open sends a `PING` that hangs while Redis is down, without waiting on it).
+    let mut store: Option<Result<key_value::Store, key_value::Error>> = None;
     let checked = verify_cached(
         &request.token,
         &keys,
         &policy,
         now_ms / 1000,
         request.machine_id.as_deref(),
-        cache_secret.as_deref().map(str::as_bytes),
-        |cache_key| match &store {
+        Some(cache_secret.as_bytes()),
+        |cache_key| match store.get_or_insert_with(key_value::Store::open_default) {
             Ok(store) => store.get(cache_key).unwrap_or_else(|e| {
                 eprintln!("validate: verified-token cache read failed: {e}");
                 None
@@ -144,7 +164,9 @@ fn validate(req: &Request, request_id: &str) -> Result<Response, ApiError> {
             return Ok(refused(&code, &e.to_string(), request_id));
         }
     }
-    let store = store.map_err(unavailable)?;
+    let store = store
+        .unwrap_or_else(key_value::Store::open_default)
+        .map_err(unavailable)?;
     let license = store.get(&license_key(&claims.sub)).map_err(unavailable)?;
     // The end marker is read on every request, cache hit or not: a session whose marker is
     // written is refused whatever happened to its cache entry (see `license_edge::read_model`).

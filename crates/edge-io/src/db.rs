@@ -13,7 +13,13 @@ pub fn open() -> Result<Connection, ApiError> {
         eprintln!("database_url variable: {e}");
         ApiError::Internal
     })?;
-    Connection::open(&url).map_err(|e| {
+    open_url(&url)
+}
+
+/// Opens the database at `url` (for a component that read its URL with other settings in one
+/// variable: `license_edge::settings`).
+pub fn open_url(url: &str) -> Result<Connection, ApiError> {
+    Connection::open(url).map_err(|e| {
         eprintln!("database open: {e}");
         ApiError::DatabaseUnavailable
     })

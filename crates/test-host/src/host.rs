@@ -1,6 +1,7 @@
 //! Loading an application and serving requests to its components.
 
 use crate::bindings::SpinImports;
+use crate::calls::{count, Counters, HostCalls};
 use crate::kv::Backend;
 use crate::manifest::Manifest;
 use crate::outbound::{Address, AllowedHosts};
@@ -33,6 +34,8 @@ pub(crate) struct Grants {
     pub(crate) allowed_hosts: AllowedHosts,
     pub(crate) variables: ComponentVariables,
     pub(crate) pg: Arc<Pools>,
+    /// The component's host calls, counted (`crate::calls`).
+    pub(crate) calls: Counters,
 }
 
 /// The store data of one request's instance.
@@ -93,6 +96,7 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> SendFuture {
+        count(&self.grants.calls.outbound_http);
         let allowed = outbound_address(request.uri())
             .is_some_and(|addr| self.grants.allowed_hosts.allows(&addr));
         if !allowed {
@@ -290,6 +294,7 @@ impl HostBuilder {
                 variables: ComponentVariables::new(&vars, &decl.variables)
                     .with_context(|| format!("component {id:?}"))?,
                 pg: pg.clone(),
+                calls: Counters::default(),
             };
             let path = manifest.base_dir.join(&decl.source);
             let component = compile(engine, &path).with_context(|| format!("component {id:?}"))?;
@@ -462,6 +467,17 @@ impl Host {
         }
     }
 
+    /// The host calls each component has made since the host was built, by component id. Read
+    /// it before and after some requests and subtract ([`HostCalls`] implements `Sub`) for what
+    /// those requests cost.
+    pub fn host_calls(&self) -> BTreeMap<String, HostCalls> {
+        self.inner
+            .components
+            .iter()
+            .map(|(id, loaded)| (id.clone(), loaded.grants.calls.read()))
+            .collect()
+    }
+
     /// Whether a request for `path` reaches a component (not Spin's own routes, not a 404).
     fn routes_to_component(&self, path: &str) -> bool {
         !path.starts_with("/.well-known/spin/") && self.inner.router.route(path).is_some()
@@ -518,6 +534,7 @@ impl Host {
         }
         let req = hyper::Request::from_parts(parts, body);
 
+        count(&loaded.grants.calls.requests);
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout();
         match &self.inner.component_log {

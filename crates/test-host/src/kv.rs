@@ -1,5 +1,8 @@
 //! Key-value backends: an in-memory store for Spin's `spin` type and a real Redis.
 //!
+//! Each guest call is one Redis command, and opening a store sends `PING`, as Spin's Redis store
+//! does (shared/SPIN-FACTS.md), so that a request costs the same round trips here as on Spin.
+//!
 //! Real Spin hangs when Redis is down (see shared/SPIN-FACTS.md). A test cannot hang, so every
 //! Redis call here is bounded by a timeout that surfaces as a key-value `other` error; the app's
 //! error paths are tested with that, and README says what real Spin does.
@@ -41,6 +44,16 @@ impl Backend {
             client: redis::Client::open(url)?,
             conn: Mutex::new(None),
         })))
+    }
+
+    /// What Spin does when a guest opens the store: a Redis store sends `PING` (one round
+    /// trip on the shared connection) and ignores the answer; an in-memory one does nothing.
+    pub async fn after_open(&self) {
+        if let Backend::Redis(r) = self {
+            let _ = r
+                .run(|mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await })
+                .await;
+        }
     }
 
     /// The value at `key`, if any.

@@ -8,8 +8,10 @@
 //!
 //! It is a test fixture, not a runtime for users: users run `spin up` and SpinKube. Where it
 //! knowingly differs from Spin (Redis calls time out instead of hanging; the `spin` key-value
-//! type is in memory), the module docs say so.
+//! type is in memory), the module docs say so. It counts the host calls each component makes
+//! ([`Host::host_calls`], [`calls`]), the figure that decides a request's cost on Spin.
 
+pub mod calls;
 mod host;
 pub mod kv;
 pub mod manifest;
@@ -21,6 +23,7 @@ mod spin_impl;
 pub mod stderr;
 pub mod variables;
 
+pub use calls::HostCalls;
 pub use host::{Host, HostBuilder, TestResponse};
 pub use stderr::ComponentLog;
 
