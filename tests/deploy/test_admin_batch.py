@@ -65,6 +65,7 @@ def answer(job: AdminCronJob, n: int, more: bool) -> dict:
             "entries_deleted": 2 * n,
             "swept_until": "2026-11-02T10:00:00Z" if n else None,
             "more": more,
+            "seat_entries_deleted": n // 2,
         }
     assert job is PRUNE
     return {"sessions_deleted": n, "audit_events_deleted": n // 4, "more": more}

@@ -814,9 +814,10 @@ def test_images_are_set(apps, rendered, env):
 
 def test_spin_toml_outbound_hosts_use_db_host():
     # The overlays set db_host for the allow-list; make sure spin.toml still builds it that way.
-    # acquire alone may also reach the KMS signer's two endpoints, named by the overlay's
-    # config.env, which keeps them at names that never resolve until KMS signs.
-    kms = ["{{ kms_endpoint }}", "{{ metadata_endpoint }}"]
+    # acquire alone may also reach the OIDC issuer's key set (oidc_jwks_origin) and the KMS
+    # signer's two endpoints, named by the overlay's config.env, which keeps them at names that
+    # never resolve until KMS signs.
+    kms = ["{{ oidc_jwks_origin }}", "{{ kms_endpoint }}", "{{ metadata_endpoint }}"]
     for name, component in spin_manifest()["component"].items():
         hosts = component.get("allowed_outbound_hosts", [])
         if name == "acquire":
