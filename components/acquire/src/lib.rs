@@ -33,7 +33,6 @@ use spin_sdk::pg4::{Connection, ParameterValue as P};
 
 mod signin;
 
-
 const ACQUIRE: &str = "/api/v1/licenses/acquire";
 const SESSIONS: &str = "/api/v1/licenses/sessions/";
 
