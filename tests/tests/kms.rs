@@ -596,6 +596,7 @@ async fn kms_hosts_are_reachable_only_when_configured() {
         acquire.allowed_outbound_hosts,
         vec![
             "postgres://{{ db_host }}",
+            "{{ oidc_jwks_origin }}",
             "{{ kms_endpoint }}",
             "{{ metadata_endpoint }}"
         ]
