@@ -65,8 +65,9 @@ pub struct AcquireRequest {
 /// `{"license_key": "...", "hardware_id" | "machine_id": "...", "metadata"?: {...}}`.
 pub fn parse_acquire(body: &[u8], content_type: Option<&str>) -> Result<AcquireRequest, ApiError> {
     let object = json_body(body, content_type, MAX_SEAT_BODY)?;
-    // The old clients' fields are strings when present; null is not taken for absent.
-    for field in ["hardware_id", "license_key"] {
+    // The machine id (either name) and the key are strings when present; null is not taken for
+    // absent (the schema says string).
+    for field in ["machine_id", "hardware_id", "license_key"] {
         if object.get(field).is_some_and(Value::is_null) {
             return Err(ApiError::InvalidField {
                 field,
@@ -424,6 +425,13 @@ mod tests {
                 })
             ));
         }
+        assert!(matches!(
+            parse_acquire(br#"{"hardware_id":"0","machine_id":null}"#, None),
+            Err(ApiError::InvalidField {
+                field: "machine_id",
+                ..
+            })
+        ));
         for bad in [
             br#"{"license_key":5,"machine_id":"b"}"#.as_slice(),
             br#"{"license_key":null,"machine_id":"b"}"#,
