@@ -90,7 +90,13 @@ impl DevSh {
         self.runs += 1;
         let log = self.dir.join(format!("dev-{}.log", self.runs));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(root().join("scripts/dev.sh"))
+        // Through `env --default-signal=INT` (which then execs dev.sh, same pid): a test runner
+        // started as a background job of a non-interactive shell (`cmd &`, as CI scripts do)
+        // inherits SIGINT ignored, and a shell cannot trap a signal ignored on entry, so the
+        // Ctrl-C below would never reach dev.sh's trap.
+        let child = Command::new("env")
+            .arg("--default-signal=INT")
+            .arg(root().join("scripts/dev.sh"))
             .args(args)
             .env_remove("DATABASE_URL")
             .env("LE_DEV_DIR", &self.dev_dir)
