@@ -7,7 +7,6 @@
 
 use crate::jwks::IssuerKeys;
 use license_edge_token::encoding::base64url_decode;
-use rsa::Pkcs1v15Sign;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -124,9 +123,10 @@ pub fn verify_id_token(
     let key = keys.get(kid).ok_or(IdTokenError::UnknownKey)?;
     let signature = base64url_decode(signature_b64).ok_or(IdTokenError::Malformed)?;
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-    let digest = Sha256::digest(signing_input.as_bytes());
-    key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
-        .map_err(|_| IdTokenError::BadSignature)?;
+    let digest: [u8; 32] = Sha256::digest(signing_input.as_bytes()).into();
+    if !key.verify_sha256(&digest, &signature) {
+        return Err(IdTokenError::BadSignature);
+    }
 
     let claims = json_object(payload_b64)?;
     if claims.get("iss").and_then(Value::as_str) != Some(config.issuer.as_str()) {
@@ -180,7 +180,7 @@ pub(crate) mod tests {
     use super::*;
     use license_edge_token::encoding::base64url_encode;
     use rsa::traits::PublicKeyParts;
-    use rsa::{RsaPrivateKey, RsaPublicKey};
+    use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
     use serde_json::json;
     use std::sync::OnceLock;
 

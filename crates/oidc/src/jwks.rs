@@ -4,8 +4,8 @@
 //! RS256 are skipped rather than refused: issuers publish mixed sets, and a key this server
 //! cannot use must not make the others unusable. A set with no usable key at all is an error.
 
+use crate::rsa::RsaPublicKey;
 use license_edge_token::encoding::base64url_decode;
-use rsa::{BigUint, RsaPublicKey};
 use serde_json::Value;
 
 /// The smallest RSA modulus accepted, bits (NIST SP 800-131A: 2048 and up).
@@ -83,13 +83,12 @@ fn usable_key(jwk: &Value) -> Option<IssuerKey> {
         return None;
     }
     let kid = field("kid").filter(|k| !k.is_empty() && k.len() <= 256)?;
-    let n = BigUint::from_bytes_be(&base64url_decode(field("n")?)?);
-    let e = BigUint::from_bytes_be(&base64url_decode(field("e")?)?);
-    let bits = n.bits();
-    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return None;
-    }
-    let key = RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS).ok()?;
+    let key = RsaPublicKey::from_be_bytes(
+        &base64url_decode(field("n")?)?,
+        &base64url_decode(field("e")?)?,
+        MIN_RSA_BITS,
+        MAX_RSA_BITS,
+    )?;
     Some(IssuerKey {
         kid: kid.to_owned(),
         key,

@@ -5,6 +5,7 @@
 //! - [`id_token`]: an ID token checked against that set and the deployment's issuer and
 //!   audience ([`verify_id_token`]): RS256 only, so a token that names another algorithm
 //!   (`none`, `HS256` keyed with the public key, `EdDSA`) is refused before any key is looked at.
+//! - [`rsa`]: RS256 signature verification (RSASSA-PKCS1-v1_5 with SHA-256), no more.
 //! - [`cache`]: how long a fetched key set may be reused (its `Cache-Control`), and when an
 //!   unknown `kid` may trigger a refetch.
 //!
@@ -15,6 +16,7 @@
 pub mod cache;
 pub mod id_token;
 pub mod jwks;
+pub mod rsa;
 
 pub use cache::{cache_key, cache_max_age_s, CachedKeySet, MAX_CACHE_S, MIN_REFETCH_INTERVAL_MS};
 pub use id_token::{verify_id_token, IdTokenError, IssuerConfig, SignedInUser, ID_TOKEN_LEEWAY_S};
