@@ -26,8 +26,7 @@
 
 pub mod crc32c;
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use base64::Engine;
+use license_edge_token::encoding::{base64_decode, base64_encode};
 use license_edge_token::{TokenError, VerifyingKey};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -218,7 +217,7 @@ pub fn metadata_token_url(endpoint: &str) -> Result<String, KmsError> {
 /// checksum and says so in `verifiedDataCrc32c`.
 pub fn sign_request_body(data: &[u8]) -> String {
     json!({
-        "data": STANDARD.encode(data),
+        "data": base64_encode(data),
         "dataCrc32c": crc32c(data).to_string(),
     })
     .to_string()
@@ -287,10 +286,7 @@ pub fn signature_from_answer(
         .get("signature")
         .and_then(Value::as_str)
         .ok_or(bad("the answer has no signature"))?;
-    let signature = STANDARD
-        .decode(signature)
-        .or_else(|_| STANDARD_NO_PAD.decode(signature))
-        .map_err(|_| bad("the signature is not base64"))?;
+    let signature = base64_decode(signature).ok_or(bad("the signature is not base64"))?;
     let expected = map
         .get("signatureCrc32c")
         .and_then(int64_value)
@@ -439,9 +435,7 @@ pub fn public_key_from_pem(pem: &str) -> Result<[u8; 32], KmsError> {
         .and_then(|rest| rest.strip_suffix("-----END PUBLIC KEY-----"))
         .ok_or(config("not a PEM PUBLIC KEY block"))?;
     let b64: String = body.split_ascii_whitespace().collect();
-    let der = STANDARD
-        .decode(b64)
-        .map_err(|_| config("the PEM body is not base64"))?;
+    let der = base64_decode(b64).ok_or(config("the PEM body is not base64"))?;
     match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
         Some(key) => key
             .try_into()
