@@ -81,8 +81,69 @@ fn from_code(code: ErrorCode) -> OutboundError {
     match code {
         ErrorCode::HttpRequestDenied => OutboundError::Denied,
         ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout => OutboundError::Timeout,
-        other => OutboundError::Failed(format!("{other:?}")),
+        other => OutboundError::Failed(describe(&other)),
     }
+}
+
+/// The host's error code in WASI's own words (`connection-refused`), with what detail it
+/// carries. Written out rather than derived (`{:?}`): the derived form was 7 KB of every
+/// component that sends a request.
+fn describe(code: &ErrorCode) -> String {
+    use ErrorCode as E;
+    let name = match code {
+        E::DnsTimeout => "DNS-timeout",
+        E::DnsError(p) => {
+            return format!("DNS-error {}", p.rcode.as_deref().unwrap_or("(no rcode)"))
+        }
+        E::DestinationNotFound => "destination-not-found",
+        E::DestinationUnavailable => "destination-unavailable",
+        E::DestinationIpProhibited => "destination-IP-prohibited",
+        E::DestinationIpUnroutable => "destination-IP-unroutable",
+        E::ConnectionRefused => "connection-refused",
+        E::ConnectionTerminated => "connection-terminated",
+        E::ConnectionTimeout => "connection-timeout",
+        E::ConnectionReadTimeout => "connection-read-timeout",
+        E::ConnectionWriteTimeout => "connection-write-timeout",
+        E::ConnectionLimitReached => "connection-limit-reached",
+        E::TlsProtocolError => "TLS-protocol-error",
+        E::TlsCertificateError => "TLS-certificate-error",
+        E::TlsAlertReceived(p) => {
+            return format!(
+                "TLS-alert-received {}",
+                p.alert_message.as_deref().unwrap_or("(no message)")
+            )
+        }
+        E::HttpRequestDenied => "HTTP-request-denied",
+        E::HttpRequestLengthRequired => "HTTP-request-length-required",
+        E::HttpRequestBodySize(_) => "HTTP-request-body-size",
+        E::HttpRequestMethodInvalid => "HTTP-request-method-invalid",
+        E::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
+        E::HttpRequestUriTooLong => "HTTP-request-URI-too-long",
+        E::HttpRequestHeaderSectionSize(_) => "HTTP-request-header-section-size",
+        E::HttpRequestHeaderSize(_) => "HTTP-request-header-size",
+        E::HttpRequestTrailerSectionSize(_) => "HTTP-request-trailer-section-size",
+        E::HttpRequestTrailerSize(_) => "HTTP-request-trailer-size",
+        E::HttpResponseIncomplete => "HTTP-response-incomplete",
+        E::HttpResponseHeaderSectionSize(_) => "HTTP-response-header-section-size",
+        E::HttpResponseHeaderSize(_) => "HTTP-response-header-size",
+        E::HttpResponseBodySize(_) => "HTTP-response-body-size",
+        E::HttpResponseTrailerSectionSize(_) => "HTTP-response-trailer-section-size",
+        E::HttpResponseTrailerSize(_) => "HTTP-response-trailer-size",
+        E::HttpResponseTransferCoding(_) => "HTTP-response-transfer-coding",
+        E::HttpResponseContentCoding(_) => "HTTP-response-content-coding",
+        E::HttpResponseTimeout => "HTTP-response-timeout",
+        E::HttpUpgradeFailed => "HTTP-upgrade-failed",
+        E::HttpProtocolError => "HTTP-protocol-error",
+        E::LoopDetected => "loop-detected",
+        E::ConfigurationError => "configuration-error",
+        E::InternalError(detail) => {
+            return format!(
+                "internal-error {}",
+                detail.as_deref().unwrap_or("(no detail)")
+            )
+        }
+    };
+    name.to_owned()
 }
 
 /// The parts of an absolute URL the request needs.
@@ -124,7 +185,7 @@ pub fn send(
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
     let headers = Fields::from_list(&entries)
-        .map_err(|e| OutboundError::Failed(format!("headers: {e:?}")))?;
+        .map_err(|_| OutboundError::Failed("a request header is not valid".into()))?;
     let request = OutgoingRequest::new(headers);
     let method = match req.method {
         "GET" => Method::Get,
@@ -219,9 +280,13 @@ fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), OutboundError> {
         .map_err(|()| OutboundError::Failed("request body stream taken twice".into()))?;
     // blocking_write_and_flush takes at most 4096 bytes a call.
     for piece in bytes.chunks(4096) {
-        stream
-            .blocking_write_and_flush(piece)
-            .map_err(|e| OutboundError::Failed(format!("writing the request body: {e:?}")))?;
+        stream.blocking_write_and_flush(piece).map_err(|e| {
+            let why = match e {
+                StreamError::LastOperationFailed(e) => e.to_debug_string(),
+                StreamError::Closed => "closed".to_owned(),
+            };
+            OutboundError::Failed(format!("writing the request body: {why}"))
+        })?;
     }
     Ok(())
 }
