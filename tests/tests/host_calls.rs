@@ -81,11 +81,11 @@ async fn each_hot_path_makes_the_host_calls_benchmarks_md_lists() {
     .await;
     let token = granted["license_token"].as_str().unwrap().to_owned();
     let session = granted["session_id"].as_str().unwrap().to_owned();
-    // Four variables (the local signer's token_issuer, signer and signing_key, then
-    // database_url: the acquire component reads its own one by one since the Cloud KMS signer
-    // landed), one pooled connection, two statements (the attempt, then the seat), and the
-    // machine's seat entry for license-key validation (the store, one write).
-    assert_eq!(acquire, expect(4, 1, 0, 1, 0, 1, 2), "acquire");
+    // One variable (seat_settings: database_url, token_issuer, signer and signing_key; the
+    // Cloud KMS signer's own settings are read only when signer is kms), one pooled
+    // connection, two statements (the attempt, then the seat), and the machine's seat entry for
+    // license-key validation (the store, one write).
+    assert_eq!(acquire, expect(1, 1, 0, 1, 0, 1, 2), "acquire");
     rows.push(("acquire (granted)", acquire));
 
     let (first, miss) = calls_of(&w, "validate", validate(&token)).await;
@@ -119,7 +119,7 @@ async fn each_hot_path_makes_the_host_calls_benchmarks_md_lists() {
     .await;
     assert!(renewed["license_token"].is_string(), "{renewed}");
     // As acquire, with one statement; the seat entry's new expiry.
-    assert_eq!(heartbeat, expect(4, 1, 0, 1, 0, 1, 1), "heartbeat");
+    assert_eq!(heartbeat, expect(1, 1, 0, 1, 0, 1, 1), "heartbeat");
     rows.push(("heartbeat", heartbeat));
 
     let release_path = format!("/api/v1/licenses/sessions/{session}/");

@@ -31,7 +31,10 @@ use spin_sdk::http_component;
 use spin_sdk::key_value;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 
+mod settings;
 mod signin;
+
+use settings::SeatSettings;
 
 const ACQUIRE: &str = "/api/v1/licenses/acquire";
 const SESSIONS: &str = "/api/v1/licenses/sessions/";
@@ -147,8 +150,9 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         .map(signin::signed_in_user)
         .transpose()?;
     // The signer is read before the seat is taken: a seat must never be held without a token.
-    let signing = signer::configured()?;
-    let conn = db::open()?;
+    let settings = SeatSettings::read()?;
+    let signing = signer::configured(&settings)?;
+    let conn = settings.database()?;
     // Step 1: the key and the rate limit, committed on their own, so that refused attempts
     // never wait for (or hold up) a seat decision.
     let set = db::query(
@@ -294,8 +298,9 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
     } else {
         P::DbNull
     };
-    let signing = signer::configured()?;
-    let conn = db::open()?;
+    let settings = SeatSettings::read()?;
+    let signing = signer::configured(&settings)?;
+    let conn = settings.database()?;
     // A signer that can fail after the extension is committed needs the extension undoable.
     let sql = if signing.is_remote() {
         "SELECT * FROM le_extend_as_undoable($1, $2, $3, $4::bigint)"
@@ -349,7 +354,7 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
     if !is_session_id(id) {
         return Err(ApiError::SessionNotFound);
     }
-    let conn = db::open()?;
+    let conn = SeatSettings::read()?.database()?;
     let set = db::query(
         &conn,
         "SELECT * FROM le_release_as($1, $2, $3)",

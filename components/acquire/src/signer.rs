@@ -2,7 +2,9 @@
 //! signing fails.
 //!
 //! - `local` (the default): the Ed25519 key in the secret `signing_key` variable signs in the
-//!   component, as it always has, through the same `license_edge_token::issue`.
+//!   component, as it always has, through the same `license_edge_token::issue`. `signer`,
+//!   `signing_key` and `token_issuer` arrive in the request's one `seat_settings` read
+//!   (`settings.rs`).
 //! - `kms`: a Cloud KMS key version (`kms_key_version`) signs. The component builds the same
 //!   token's signing input, asks `asymmetricSign` for the signature through Spin's outbound
 //!   HTTP (`kms_endpoint`), with an access token from the metadata server (`metadata_endpoint`,
@@ -35,6 +37,8 @@ use license_edge_token::{
 use spin_sdk::key_value::Store;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::variables;
+
+use crate::settings::SeatSettings;
 
 /// The signing deadline when `kms_timeout_ms` is not set, and its bounds.
 const DEFAULT_TIMEOUT_MS: u64 = 3_000;
@@ -73,13 +77,16 @@ fn misconfigured(what: impl std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
-/// Reads the signer's configuration. Called before anything is written, so a configuration
-/// error (500, logged) never takes a seat.
-pub fn configured() -> Result<Signing, ApiError> {
-    // No fallback: a token signed with a guessed issuer would fail validation everywhere.
-    let issuer = variable("token_issuer")?;
-    let signer = match variable("signer")?.as_str() {
-        "" | "local" => Signer::Local(local_key()?),
+/// The signer's configuration, from the request's `settings` (and, for KMS, its own
+/// variables). Called before anything is written, so a configuration error (500, logged) never
+/// takes a seat.
+pub fn configured(settings: &SeatSettings) -> Result<Signing, ApiError> {
+    let parts = settings.parts()?;
+    // No fallback: a token signed with a guessed issuer would fail validation everywhere (an
+    // unreadable `seat_settings` is an error above, never an empty issuer).
+    let issuer = parts.token_issuer.to_owned();
+    let signer = match parts.signer.trim() {
+        "" | "local" => Signer::Local(local_key(parts.signing_key)?),
         "kms" => Signer::Kms(Box::new(kms()?)),
         other => {
             return Err(misconfigured(format!(
@@ -90,8 +97,8 @@ pub fn configured() -> Result<Signing, ApiError> {
     Ok(Signing { signer, issuer })
 }
 
-fn local_key() -> Result<SigningKey, ApiError> {
-    SigningKey::from_text(&variable("signing_key")?).map_err(|e| {
+fn local_key(text: &str) -> Result<SigningKey, ApiError> {
+    SigningKey::from_text(text).map_err(|e| {
         eprintln!("acquire: signing_key is not a usable key: {e}");
         ApiError::Internal
     })
