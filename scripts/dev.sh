@@ -172,8 +172,7 @@ if command -v spin >/dev/null; then
   cmd=(spin up --build --listen "$LISTEN" --runtime-config-file "$DEV_DIR/runtime-config.toml" "$@")
 else
   runner="the project's test host: spin is not installed (see README)"
-  cargo build -q --release --target wasm32-wasip2 \
-    -p component-health -p component-validate -p component-acquire -p component-admin
+  ./scripts/build-components.sh -q
   cargo build -q -p spin-test-host
   cmd=("$tdir/debug/spin-test-host" --listen "$LISTEN" --runtime-config-file "$DEV_DIR/runtime-config.toml" "$@")
 fi

@@ -45,9 +45,7 @@ PG_BIN="$(pg_bin)"
 # target/ becomes a link to it (as .ci/run does).
 if [ -n "${CARGO_TARGET_DIR:-}" ] && [ ! -e target ]; then ln -s "$(realpath -m "$CARGO_TARGET_DIR")" target; fi
 log "Building the components for wasm32-wasip2"
-cargo build --release --target wasm32-wasip2 \
-  -p component-health -p component-validate -p component-acquire -p component-admin \
-  -p component-probe
+./scripts/build-components.sh --probe
 # The binaries tests/tests/scripts.rs runs through scripts/dev.sh.
 cargo build -p licensectl -p spin-test-host
 

@@ -57,7 +57,8 @@ async fn main() {
 
     println!();
     for c in ["health", "validate", "acquire", "admin"] {
-        let path = root().join(format!("target/wasm32-wasip2/release/component_{c}.wasm"));
+        let profile = if c == "admin" { "small" } else { "release" };
+        let path = root().join(format!("target/wasm32-wasip2/{profile}/component_{c}.wasm"));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         println!("| {c} | {:.0} KiB |", size as f64 / 1024.0);
     }
