@@ -159,6 +159,11 @@ pub struct Host {
     inner: Arc<Inner>,
 }
 
+/// The most PostgreSQL connections Spin's pool keeps per connection string
+/// (`CONNECTION_POOL_SIZE` in spinframework/spin `crates/factor-outbound-pg/src/client.rs`, 64
+/// since Spin began pooling them, August 2025): the test host's default.
+pub const SPIN_PG_POOL_SIZE: usize = 64;
+
 /// Configures and loads a [`Host`].
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
@@ -202,13 +207,12 @@ impl TestResponse {
 impl HostBuilder {
     /// A builder for the application described by `manifest` (a `spin.toml`).
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         HostBuilder {
             manifest: manifest.into(),
             runtime_config: RuntimeConfig::default().with_default(),
             variables: BTreeMap::new(),
             read_env: true,
-            pg_pool_size: 4 * cpus,
+            pg_pool_size: SPIN_PG_POOL_SIZE,
             component_log: None,
         }
     }

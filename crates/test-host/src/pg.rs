@@ -1,7 +1,9 @@
 //! Outbound PostgreSQL (`spin:postgres/postgres@4.0.0`) over `tokio-postgres`, as Spin provides
 //! it: connections pooled per connection string, each `open` taking its own backend, a
 //! connection keeping its backend until dropped, and no rollback of a transaction left open
-//! (the pooled backend goes back as it is, as on real Spin).
+//! (the pooled backend goes back as it is, as on real Spin). A reused connection is reset on
+//! checkout with the statements Spin's pool sends (`RECYCLE_CLEAN`), so a request costs the
+//! database what it costs it on Spin.
 //!
 //! Value mapping follows what real Spin did (shared/SPIN-FACTS.md): NULL is `db-null`, BIGINT
 //! `int64`, INT `int32`, BOOL `boolean`, UUID `uuid`, JSONB `jsonb`, TEXT[] `array-str`,
@@ -24,6 +26,12 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row};
+
+/// What Spin's pool sends on a reused connection before handing it out: deadpool-postgres's
+/// `RecyclingMethod::Clean` (spinframework/spin `crates/factor-outbound-pg/src/client.rs`), as
+/// one simple-query batch.
+const RECYCLE_CLEAN: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+     SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
 /// How long `open` waits for a free pooled connection or a new one.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +58,7 @@ pub struct Connection {
 }
 
 impl Pools {
-    /// Pools of at most `max_size` connections each (Spin's deadpool default is 4 per CPU).
+    /// Pools of at most `max_size` connections each (Spin's is [`crate::host::SPIN_PG_POOL_SIZE`]).
     pub fn new(max_size: usize) -> Self {
         Pools {
             pools: Mutex::default(),
@@ -79,20 +87,20 @@ impl Pools {
                 PgError::ConnectionFailed("timed out waiting for a pooled connection".into())
             })?
             .map_err(|_| PgError::ConnectionFailed("pool closed".into()))?;
-        let reused = {
-            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let mut found = None;
-            while let Some(c) = idle.pop() {
-                if !c.is_closed() {
-                    found = Some(c);
-                    break;
+        let client = loop {
+            let reused = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match reused {
+                // As Spin's pool (deadpool-postgres with `RecyclingMethod::Clean`) does, a reused
+                // connection is reset before it is handed out: one more round trip per `open`.
+                // One that fails the reset is dropped and the next one tried.
+                Some(c) if !c.is_closed() => {
+                    if c.batch_execute(RECYCLE_CLEAN).await.is_ok() {
+                        break c;
+                    }
                 }
+                Some(_) => {}
+                None => break connect(&pool.url).await?,
             }
-            found
-        };
-        let client = match reused {
-            Some(c) => c,
-            None => connect(&pool.url).await?,
         };
         Ok(Connection {
             client: Some(client),
