@@ -26,13 +26,17 @@
 # postgres://postgres@127.0.0.1:5432) and $REDIS_URL (default redis://127.0.0.1:6379). It makes a
 # fresh database of its own there and drops it at the end; the Redis keys it writes are those of
 # that database's licenses and sessions only. LE_BENCH_HOSTS="spin" (or "test-host") measures one
-# host only.
+# host only; LE_BENCH_ROUTES (default "health validate cycle") picks the routes measured;
+# LE_BENCH_SPIN_ARGS adds arguments to `spin up` (e.g. "--quiet": no component output);
+# LE_BENCH_VERIFY_CACHE=off runs validate with the verified-token cache off (every validation
+# checks the signature).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-routes}"
 SECONDS_PER_ROW="${2:-12}"
 CONNECTIONS="${LE_BENCH_CONNECTIONS:-64}"
 HOSTS="${LE_BENCH_HOSTS:-spin test-host}"
+ROUTES="${LE_BENCH_ROUTES:-health validate cycle}"
 case "$MODE" in routes | scale | fleet) ;; *) echo "usage: scripts/bench-spin.sh [routes|scale|fleet] [seconds]" >&2; exit 2 ;; esac
 DATABASE_SERVER="${DATABASE_SERVER:-postgres://postgres@127.0.0.1:5432}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
@@ -57,8 +61,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cargo build -q --release --target wasm32-wasip2 \
-  -p component-health -p component-validate -p component-acquire -p component-admin
+./scripts/build-components.sh -q
 cargo build -q -p licensectl
 ctl=./target/debug/licensectl
 if [ "$MODE" = routes ] && [[ " $HOSTS " == *" test-host "* ]]; then
@@ -81,8 +84,11 @@ export SPIN_VARIABLE_SIGNING_KEY="$(cat "$work/signing.key")"
 export SPIN_VARIABLE_PUBLIC_KEYS="$("$ctl" jwks --text "$work/signing.key")"
 export SPIN_VARIABLE_ADMIN_TOKEN="$admin_token"
 export SPIN_VARIABLE_VERIFY_CACHE_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# A secret shorter than 32 bytes turns the verified-token cache off.
+[ "${LE_BENCH_VERIFY_CACHE:-on}" = off ] && export SPIN_VARIABLE_VERIFY_CACHE_KEY=""
+# shellcheck disable=SC2086 # LE_BENCH_SPIN_ARGS is a list of arguments
 RUST_LOG=off spin up --listen "127.0.0.1:$port" --runtime-config-file "$work/runtime.toml" \
-  >"$work/spin.log" 2>&1 &
+  ${LE_BENCH_SPIN_ARGS:-} >"$work/spin.log" 2>&1 &
 spin_pid=$!
 base="http://127.0.0.1:$port"
 wait_for() { # base-url
@@ -250,36 +256,61 @@ done = function(summary, latency, requests)
 end
 EOF
 
-# One measured row: a 3 s warm-up on the same route, then the row. Prints "rate p50 p99 errors"
-# (rate in requests per second; latencies in microseconds).
+# CPU time (user + system, clock ticks) of a host's processes, its children included (`spin up`
+# runs its trigger as a child process), and of Redis and PostgreSQL.
+ticks() { # pid...
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
+host_pids() { # host
+  local pid="$spin_pid"
+  [ "$1" = test-host ] && pid="$host_pid"
+  echo "$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+}
+store_pids() { echo "$(pgrep -x redis-server | tr '\n' ' ') $(pgrep -x postgres | tr '\n' ' ')"; }
+# One measured row: a 3 s warm-up on the same route, then the row. Prints "rate p50 p99 errors
+# host-cpu stores-cpu" (rate in requests per second; latencies in microseconds; CPU in
+# microseconds per request: the host's processes, and Redis and PostgreSQL together). CPU per
+# request is steadier than the rate on a shared machine: it does not count time spent waiting.
 measure() { # host script connections path
   wrk -t1 -c"$3" -d3s -s "$work/$2" "${url_of[$1]}$4" >/dev/null 2>&1 || true
-  local out rate p50 p99
+  local out rate p50 p99 h0 s0 h1 s1 requests hz
+  # shellcheck disable=SC2046 # pid lists
+  h0="$(ticks $(host_pids "$1"))"; s0="$(ticks $(store_pids))"
   out="$(wrk -t1 -c"$3" -d"${SECONDS_PER_ROW}s" --latency -s "$work/$2" "${url_of[$1]}$4" 2>&1 | grep -E '^(ROW|ERRORS)')"
-  read -r _ _ rate p50 p99 <<<"$(grep ROW <<<"$out")"
-  echo "$rate $p50 $p99 $(grep ERRORS <<<"$out" | cut -d' ' -f2)"
+  # shellcheck disable=SC2046
+  h1="$(ticks $(host_pids "$1"))"; s1="$(ticks $(store_pids))"
+  read -r _ requests rate p50 p99 <<<"$(grep ROW <<<"$out")"
+  hz="$(getconf CLK_TCK)"
+  echo "$rate $p50 $p99 $(grep ERRORS <<<"$out" | cut -d' ' -f2) $(( (h1 - h0) * 1000000 / hz / requests )) $(( (s1 - s0) * 1000000 / hz / requests ))"
 }
 load() { cut -d' ' -f1 /proc/loadavg; }
 ms() { python3 -c "print(f'{$1/1000:.1f}')"; }
 
 echo "Component sizes (bytes): $(for c in health validate acquire admin; do
-  printf '%s %s, ' "$c" "$(stat -c %s "target/wasm32-wasip2/release/component_$c.wasm")"; done | sed 's/, $//')"
+  profile=release; [ "$c" = admin ] && profile=small
+  printf '%s %s, ' "$c" "$(stat -c %s "target/wasm32-wasip2/$profile/component_$c.wasm")"; done | sed 's/, $//')"
 echo
-declare -A rate p50 p99 errors
+declare -A rate p50 p99 errors cpu
 declare -A old_rate=([health]=2121 [validate]=1080 [cycle]=148)
 for c in $CONNECTIONS; do
   for host in $HOSTS; do
     before="$(load)"
-    for what in health validate cycle; do
+    for what in $ROUTES; do
       case "$what" in
         health) path=/api/v1/health/ ;;
         validate) path=/api/v1/licenses/validate/ ;;
         cycle) path=/ ;;
       esac
-      read -r r a b e <<<"$(measure "$host" "$what.lua" "$c" "$path")"
-      # A cycle is two requests: its rate is half the requests'.
-      [ "$what" = cycle ] && r="$(python3 -c "print($r/2)")"
+      read -r r a b e hc sc <<<"$(measure "$host" "$what.lua" "$c" "$path")"
+      # A cycle is two requests: its rate is half the requests', its CPU twice a request's.
+      if [ "$what" = cycle ]; then r="$(python3 -c "print($r/2)")"; hc=$((hc * 2)); sc=$((sc * 2)); fi
       rate[$host.$what.$c]="$r"; p50[$host.$what.$c]="$a"; p99[$host.$what.$c]="$b"; errors[$host.$what.$c]="$e"
+      cpu[$host.$what.$c]="$hc / $sc"
     done
     echo "load average (1 min) on $host at $c connections: $before before, $(load) after"
   done
@@ -292,17 +323,17 @@ ratio() { # numerator-key denominator-key
   if [ -n "${rate[$1]:-}" ] && [ -n "${rate[$2]:-}" ]; then python3 -c "print(f'{${rate[$1]}/${rate[$2]}:.2f}x')"; else echo "-"; fi
 }
 echo
-echo "| route | connections | Spin: per second | Spin: p50 / p99 | test host: per second | test host: p50 / p99 | test host / Spin | Spin: route / Spin's health | Spin / old service | errors (Spin, test host) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| route | connections | Spin: per second | Spin: p50 / p99 | test host: per second | test host: p50 / p99 | test host / Spin | Spin: route / Spin's health | Spin / old service | CPU µs per request (cycle), host / Redis + PostgreSQL: Spin; test host | errors (Spin, test host) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for c in $CONNECTIONS; do
-  for what in health validate cycle; do
+  for what in $ROUTES; do
     label="$what"; [ "$what" = cycle ] && label="acquire+release (cycles; latency per request)"
     s="spin.$what.$c"; t="test-host.$what.$c"
     vs_old="-"
     if [ -n "${rate[$s]:-}" ] && [ "$c" = 64 ]; then
       vs_old="$(python3 -c "print(f'{${rate[$s]}/${old_rate[$what]}:.2f}x')")"
     fi
-    echo "| $label | $c | $(cell "$s") | $(lat "$s") | $(cell "$t") | $(lat "$t") | $(ratio "$t" "$s") | $(ratio "$s" "spin.health.$c") | $vs_old | ${errors[$s]:--}, ${errors[$t]:--} |"
+    echo "| $label | $c | $(cell "$s") | $(lat "$s") | $(cell "$t") | $(lat "$t") | $(ratio "$t" "$s") | $(ratio "$s" "spin.health.$c") | $vs_old | ${cpu[$s]:--}; ${cpu[$t]:--} | ${errors[$s]:--}, ${errors[$t]:--} |"
   done
 done
 
