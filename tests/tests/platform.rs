@@ -342,3 +342,41 @@ async fn validate_cannot_reach_postgres_under_the_real_manifest() {
     let r = open_db(probe_path).await;
     assert!(r["ok"].is_string(), "{r}");
 }
+
+/// A pooled PostgreSQL connection is reset when it is handed out again, as Spin's pool
+/// (deadpool-postgres with `RecyclingMethod::Clean`) resets it: a session setting one request
+/// leaves behind is gone for the next request on the same backend. (What that costs, one round
+/// trip per reused connection, is what makes the test host's database figures Spin's.)
+#[tokio::test]
+async fn a_reused_postgres_connection_is_reset_as_spin_resets_it() {
+    use spin_test_host::bindings::spin::postgres::postgres::{DbValue, RowSet};
+    use spin_test_host::pg::Pools;
+
+    fn cells(set: &RowSet) -> (i32, String) {
+        match set.rows.first().map(Vec::as_slice) {
+            Some([DbValue::Int32(pid), DbValue::Str(name)]) => (*pid, name.clone()),
+            other => panic!("unexpected row {other:?}"),
+        }
+    }
+    const READ: &str =
+        "SELECT pg_backend_pid() AS pid, current_setting('application_name') AS name";
+    let url = fresh_database().await;
+    let pools = Pools::new(1);
+
+    let first = pools.open(&url).await.expect("open");
+    first
+        .query(
+            "SELECT set_config('application_name', 'left-behind', false)",
+            vec![],
+        )
+        .await
+        .expect("set");
+    let (pid, name) = cells(&first.query(READ, vec![]).await.expect("read"));
+    assert_eq!(name, "left-behind");
+    drop(first);
+
+    let second = pools.open(&url).await.expect("open again");
+    let (again, name) = cells(&second.query(READ, vec![]).await.expect("read again"));
+    assert_eq!(again, pid, "a pool of one hands the same backend back");
+    assert_ne!(name, "left-behind", "the reused connection was not reset");
+}
