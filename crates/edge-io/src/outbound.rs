@@ -90,60 +90,60 @@ fn from_code(code: ErrorCode) -> OutboundError {
 /// component that sends a request.
 fn describe(code: &ErrorCode) -> String {
     use ErrorCode as E;
-    let name = match code {
-        E::DnsTimeout => "DNS-timeout",
-        E::DnsError(p) => {
-            return format!("DNS-error {}", p.rcode.as_deref().unwrap_or("(no rcode)"))
-        }
-        E::DestinationNotFound => "destination-not-found",
-        E::DestinationUnavailable => "destination-unavailable",
-        E::DestinationIpProhibited => "destination-IP-prohibited",
-        E::DestinationIpUnroutable => "destination-IP-unroutable",
-        E::ConnectionRefused => "connection-refused",
-        E::ConnectionTerminated => "connection-terminated",
-        E::ConnectionTimeout => "connection-timeout",
-        E::ConnectionReadTimeout => "connection-read-timeout",
-        E::ConnectionWriteTimeout => "connection-write-timeout",
-        E::ConnectionLimitReached => "connection-limit-reached",
-        E::TlsProtocolError => "TLS-protocol-error",
-        E::TlsCertificateError => "TLS-certificate-error",
-        E::TlsAlertReceived(p) => {
-            return format!(
-                "TLS-alert-received {}",
-                p.alert_message.as_deref().unwrap_or("(no message)")
-            )
-        }
-        E::HttpRequestDenied => "HTTP-request-denied",
-        E::HttpRequestLengthRequired => "HTTP-request-length-required",
-        E::HttpRequestBodySize(_) => "HTTP-request-body-size",
-        E::HttpRequestMethodInvalid => "HTTP-request-method-invalid",
-        E::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
-        E::HttpRequestUriTooLong => "HTTP-request-URI-too-long",
-        E::HttpRequestHeaderSectionSize(_) => "HTTP-request-header-section-size",
-        E::HttpRequestHeaderSize(_) => "HTTP-request-header-size",
-        E::HttpRequestTrailerSectionSize(_) => "HTTP-request-trailer-section-size",
-        E::HttpRequestTrailerSize(_) => "HTTP-request-trailer-size",
-        E::HttpResponseIncomplete => "HTTP-response-incomplete",
-        E::HttpResponseHeaderSectionSize(_) => "HTTP-response-header-section-size",
-        E::HttpResponseHeaderSize(_) => "HTTP-response-header-size",
-        E::HttpResponseBodySize(_) => "HTTP-response-body-size",
-        E::HttpResponseTrailerSectionSize(_) => "HTTP-response-trailer-section-size",
-        E::HttpResponseTrailerSize(_) => "HTTP-response-trailer-size",
-        E::HttpResponseTransferCoding(_) => "HTTP-response-transfer-coding",
-        E::HttpResponseContentCoding(_) => "HTTP-response-content-coding",
-        E::HttpResponseTimeout => "HTTP-response-timeout",
-        E::HttpUpgradeFailed => "HTTP-upgrade-failed",
-        E::HttpProtocolError => "HTTP-protocol-error",
-        E::LoopDetected => "loop-detected",
-        E::ConfigurationError => "configuration-error",
-        E::InternalError(detail) => {
-            return format!(
-                "internal-error {}",
-                detail.as_deref().unwrap_or("(no detail)")
-            )
-        }
+    let (name, detail) = match code {
+        E::DnsTimeout => ("DNS-timeout", None),
+        E::DnsError(p) => (
+            "DNS-error",
+            Some(p.rcode.as_deref().unwrap_or("(no rcode)")),
+        ),
+        E::DestinationNotFound => ("destination-not-found", None),
+        E::DestinationUnavailable => ("destination-unavailable", None),
+        E::DestinationIpProhibited => ("destination-IP-prohibited", None),
+        E::DestinationIpUnroutable => ("destination-IP-unroutable", None),
+        E::ConnectionRefused => ("connection-refused", None),
+        E::ConnectionTerminated => ("connection-terminated", None),
+        E::ConnectionTimeout => ("connection-timeout", None),
+        E::ConnectionReadTimeout => ("connection-read-timeout", None),
+        E::ConnectionWriteTimeout => ("connection-write-timeout", None),
+        E::ConnectionLimitReached => ("connection-limit-reached", None),
+        E::TlsProtocolError => ("TLS-protocol-error", None),
+        E::TlsCertificateError => ("TLS-certificate-error", None),
+        E::TlsAlertReceived(p) => (
+            "TLS-alert-received",
+            Some(p.alert_message.as_deref().unwrap_or("(no message)")),
+        ),
+        E::HttpRequestDenied => ("HTTP-request-denied", None),
+        E::HttpRequestLengthRequired => ("HTTP-request-length-required", None),
+        E::HttpRequestBodySize(_) => ("HTTP-request-body-size", None),
+        E::HttpRequestMethodInvalid => ("HTTP-request-method-invalid", None),
+        E::HttpRequestUriInvalid => ("HTTP-request-URI-invalid", None),
+        E::HttpRequestUriTooLong => ("HTTP-request-URI-too-long", None),
+        E::HttpRequestHeaderSectionSize(_) => ("HTTP-request-header-section-size", None),
+        E::HttpRequestHeaderSize(_) => ("HTTP-request-header-size", None),
+        E::HttpRequestTrailerSectionSize(_) => ("HTTP-request-trailer-section-size", None),
+        E::HttpRequestTrailerSize(_) => ("HTTP-request-trailer-size", None),
+        E::HttpResponseIncomplete => ("HTTP-response-incomplete", None),
+        E::HttpResponseHeaderSectionSize(_) => ("HTTP-response-header-section-size", None),
+        E::HttpResponseHeaderSize(_) => ("HTTP-response-header-size", None),
+        E::HttpResponseBodySize(_) => ("HTTP-response-body-size", None),
+        E::HttpResponseTrailerSectionSize(_) => ("HTTP-response-trailer-section-size", None),
+        E::HttpResponseTrailerSize(_) => ("HTTP-response-trailer-size", None),
+        E::HttpResponseTransferCoding(_) => ("HTTP-response-transfer-coding", None),
+        E::HttpResponseContentCoding(_) => ("HTTP-response-content-coding", None),
+        E::HttpResponseTimeout => ("HTTP-response-timeout", None),
+        E::HttpUpgradeFailed => ("HTTP-upgrade-failed", None),
+        E::HttpProtocolError => ("HTTP-protocol-error", None),
+        E::LoopDetected => ("loop-detected", None),
+        E::ConfigurationError => ("configuration-error", None),
+        E::InternalError(detail) => (
+            "internal-error",
+            Some(detail.as_deref().unwrap_or("(no detail)")),
+        ),
     };
-    name.to_owned()
+    match detail {
+        Some(detail) => format!("{name} {detail}"),
+        None => name.to_owned(),
+    }
 }
 
 /// The parts of an absolute URL the request needs.
@@ -307,6 +307,24 @@ fn wait(ready: &poll::Pollable, nanos: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_errors_are_named_with_their_detail() {
+        use wasi::http::types::DnsErrorPayload;
+        assert_eq!(
+            describe(&ErrorCode::ConnectionRefused),
+            "connection-refused"
+        );
+        let dns = ErrorCode::DnsError(DnsErrorPayload {
+            rcode: Some("NXDOMAIN".into()),
+            info_code: None,
+        });
+        assert_eq!(describe(&dns), "DNS-error NXDOMAIN");
+        assert_eq!(
+            describe(&ErrorCode::InternalError(None)),
+            "internal-error (no detail)"
+        );
+    }
 
     #[test]
     fn urls_split_into_scheme_authority_and_path() {

@@ -79,8 +79,7 @@ impl RsaPublicKey {
         if signature.len() != self.len {
             return false;
         }
-        let s = limbs_from_be(signature);
-        let mut s = s;
+        let mut s = limbs_from_be(signature);
         s.resize(self.n.len(), 0);
         // Step 2.1 (RSAVP1): the signature representative is below the modulus.
         if compare(&s, &self.n) != std::cmp::Ordering::Less {
