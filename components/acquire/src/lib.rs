@@ -151,8 +151,9 @@ fn acquire(req: &Request, request_id: &str) -> Result<Response, ApiError> {
         .transpose()?;
     // The signer is read before the seat is taken: a seat must never be held without a token.
     let settings = SeatSettings::read()?;
-    let signing = signer::configured(&settings)?;
-    let conn = settings.database()?;
+    let parts = settings.parts()?;
+    let signing = signer::configured(&parts)?;
+    let conn = db::open_url(parts.database_url)?;
     // Step 1: the key and the rate limit, committed on their own, so that refused attempts
     // never wait for (or hold up) a seat decision.
     let set = db::query(
@@ -299,8 +300,9 @@ fn extend(req: &Request, id: &str, borrow: bool) -> Result<Response, ApiError> {
         P::DbNull
     };
     let settings = SeatSettings::read()?;
-    let signing = signer::configured(&settings)?;
-    let conn = settings.database()?;
+    let parts = settings.parts()?;
+    let signing = signer::configured(&parts)?;
+    let conn = db::open_url(parts.database_url)?;
     // A signer that can fail after the extension is committed needs the extension undoable.
     let sql = if signing.is_remote() {
         "SELECT * FROM le_extend_as_undoable($1, $2, $3, $4::bigint)"
@@ -354,7 +356,8 @@ fn release(req: &Request, id: &str) -> Result<Response, ApiError> {
     if !is_session_id(id) {
         return Err(ApiError::SessionNotFound);
     }
-    let conn = SeatSettings::read()?.database()?;
+    let settings = SeatSettings::read()?;
+    let conn = db::open_url(settings.parts()?.database_url)?;
     let set = db::query(
         &conn,
         "SELECT * FROM le_release_as($1, $2, $3)",

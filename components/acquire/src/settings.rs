@@ -4,10 +4,8 @@
 //! instead of four (`license_edge::settings`). The KMS signer's own settings are read only when
 //! `signer` is `kms` (`signer.rs`).
 
-use edge_io::db;
 use license_edge::api::ApiError;
 use license_edge::settings::lines;
-use spin_sdk::pg4::Connection;
 use spin_sdk::variables;
 
 /// The component's settings, read once per request.
@@ -48,10 +46,5 @@ impl SeatSettings {
             signer,
             signing_key,
         })
-    }
-
-    /// Opens the database at `database_url`.
-    pub(crate) fn database(&self) -> Result<Connection, ApiError> {
-        db::open_url(self.parts()?.database_url)
     }
 }

@@ -38,7 +38,7 @@ use spin_sdk::key_value::Store;
 use spin_sdk::pg4::{Connection, ParameterValue as P};
 use spin_sdk::variables;
 
-use crate::settings::SeatSettings;
+use crate::settings::Parts;
 
 /// The signing deadline when `kms_timeout_ms` is not set, and its bounds.
 const DEFAULT_TIMEOUT_MS: u64 = 3_000;
@@ -77,11 +77,10 @@ fn misconfigured(what: impl std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
-/// The signer's configuration, from the request's `settings` (and, for KMS, its own
+/// The signer's configuration, from the request's settings (and, for KMS, its own
 /// variables). Called before anything is written, so a configuration error (500, logged) never
 /// takes a seat.
-pub fn configured(settings: &SeatSettings) -> Result<Signing, ApiError> {
-    let parts = settings.parts()?;
+pub fn configured(parts: &Parts<'_>) -> Result<Signing, ApiError> {
     // No fallback: a token signed with a guessed issuer would fail validation everywhere (an
     // unreadable `seat_settings` is an error above, never an empty issuer).
     let issuer = parts.token_issuer.to_owned();
