@@ -11,14 +11,17 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Whether a backticked word of the code map names a path (rather than a type, a key pattern
-/// or a command).
+/// Whether a backticked word of the code map names a path of the repository (rather than a
+/// type, a key pattern or a command). A path outside it (`../shared/...`, beside the checkout
+/// on the development machines only) is not the repository's to check: a clone elsewhere has
+/// none.
 fn looks_like_path(word: &str) -> bool {
     let exts = [
         ".rs", ".md", ".json", ".sql", ".toml", ".sh", ".py", ".yaml",
     ];
     !word.contains([' ', '{', '}', ':', '*', '(', '<', '>', '='])
         && !word.starts_with('-')
+        && !word.starts_with("../")
         && (word.contains('/') || exts.iter().any(|e| word.ends_with(e)))
 }
 
